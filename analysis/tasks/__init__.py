@@ -1,0 +1,1 @@
+"""Synthetic tasks for channel analysis: IOI and Laundry List prompt generators and logit scoring."""

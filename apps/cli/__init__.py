@@ -1,0 +1,1 @@
+"""The ``sublens`` command line (typer + rich), one module per command group."""

@@ -1,0 +1,1 @@
+"""probes: everything that touches a model's internals (packs, loading, hook sites, activation capture)."""

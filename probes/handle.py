@@ -1,0 +1,231 @@
+"""``ModelHandle``: one loaded HF causal LM with TransformerLens and nnsight views over the same weights.
+
+The HF model is the single owner of the weights. ``handle.tl`` (a TransformerLens 4.x
+``TransformerBridge``) and ``handle.nnsight`` (an nnsight ``LanguageModel``) wrap that same module, so
+their numerics are the raw HF ones (TL max |logit diff| to HF is 0.0 on SmolLM2) and no weights are
+copied. Do not call ``handle.tl.enable_compatibility_mode()`` on a shared handle: it folds LayerNorm
+into the shared weights in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from probes.errors import InputError, check_index
+
+BACKENDS = ("tl", "nnsight", "hf")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Architecture summary read from the HF config."""
+
+    name: str
+    architecture: str  # HF class, e.g. "LlamaForCausalLM"
+    n_layers: int
+    n_heads: int  # query heads
+    n_kv_heads: int  # key/value heads (== n_heads without GQA)
+    d_model: int
+    d_head: int
+    d_mlp: int | None
+    vocab_size: int
+    positional: str  # "rotary (theta=...)" or "learned absolute"
+    n_ctx: int | None  # max positions the config declares
+    tied_embeddings: bool
+
+    @property
+    def gqa_groups(self) -> int:
+        """Query heads per key/value head (1 without GQA)."""
+        return self.n_heads // self.n_kv_heads
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "gqa_groups": self.gqa_groups}
+
+
+def model_info_from_config(config: Any, name: str) -> ModelInfo:
+    """Build a :class:`ModelInfo` from a HF ``PretrainedConfig`` (text part for multimodal configs)."""
+    cfg = getattr(config, "text_config", None) or config
+    n_heads = cfg.num_attention_heads
+    d_model = cfg.hidden_size
+    if getattr(cfg, "model_type", "") in ("gpt2", "gpt_neo", "opt") or hasattr(cfg, "n_positions"):
+        positional = "learned absolute"
+    else:
+        positional = _rotary_description(cfg)
+    archs = getattr(config, "architectures", None) or [type(config).__name__.replace("Config", "ForCausalLM")]
+    return ModelInfo(
+        name=name,
+        architecture=archs[0],
+        n_layers=cfg.num_hidden_layers,
+        n_heads=n_heads,
+        n_kv_heads=getattr(cfg, "num_key_value_heads", None) or n_heads,
+        d_model=d_model,
+        d_head=getattr(cfg, "head_dim", None) or d_model // n_heads,
+        d_mlp=getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None),
+        vocab_size=cfg.vocab_size,
+        positional=positional,
+        n_ctx=getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None),
+        tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+    )
+
+
+def _rotary_description(cfg) -> str:
+    """E.g. ``rotary (theta=100000)``; per attention type for models that mix them (Gemma-3)."""
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    if isinstance(rope, dict) and all(isinstance(v, dict) for v in rope.values()) and rope:
+        parts = [
+            f"{kind.replace('_attention', '')} theta={v.get('rope_theta', 0):g}" for kind, v in rope.items()
+        ]
+        window = getattr(cfg, "sliding_window", None)
+        return f"rotary ({', '.join(parts)}" + (f"; sliding window {window})" if window else ")")
+    theta = (rope.get("rope_theta") if isinstance(rope, dict) else None) or getattr(cfg, "rope_theta", None)
+    return f"rotary (theta={theta:g})" if theta else "rotary"
+
+
+class ModelHandle:
+    """A loaded model: HF module + tokenizer + lazily built TransformerLens / nnsight views.
+
+    >>> from probes.testing import tiny_handle
+    >>> h = tiny_handle()
+    >>> h.info.n_layers, h.info.gqa_groups
+    (2, 2)
+    >>> ids, lengths = h.tokenize(["the cat sat", "a dog"], chat=False)
+    >>> ids.shape[0], lengths.tolist()
+    (2, [3, 2])
+    """
+
+    def __init__(
+        self,
+        hf_model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        name: str,
+        source: str = "in-memory",
+        pack_sha256: str | None = None,
+    ):
+        if not getattr(hf_model.config, "architectures", None):
+            hf_model.config.architectures = [type(hf_model).__name__]  # GGUF configs leave this empty
+        self.hf = hf_model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.source = source  # "pack", "local", "hub" or "in-memory"
+        self.pack_sha256 = pack_sha256
+        self.info = model_info_from_config(hf_model.config, name)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (
+            f"ModelHandle({self.name!r}, {i.architecture}, layers={i.n_layers}, heads={i.n_heads}/"
+            f"{i.n_kv_heads}kv, d_model={i.d_model}, device={self.device})"
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @cached_property
+    def tl(self):
+        """TransformerLens ``TransformerBridge`` over the same HF module (hook names as in TL)."""
+        from transformer_lens.model_bridge import TransformerBridge
+
+        return TransformerBridge.boot_transformers(
+            f"local/{self.name}",
+            hf_model=self.hf,
+            tokenizer=self.tokenizer,
+            device=str(self.device),
+            dtype=next(self.hf.parameters()).dtype,
+        )
+
+    @cached_property
+    def nnsight(self):
+        """nnsight ``TransformersModel`` (the successor of ``LanguageModel``) over the same HF module."""
+        from nnsight import TransformersModel
+
+        return TransformersModel(self.hf, tokenizer=self.tokenizer)
+
+    def view(self, backend: str):
+        """The object for ``backend`` in ``("tl", "nnsight", "hf")``."""
+        if backend not in BACKENDS:
+            raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+        return {"tl": lambda: self.tl, "nnsight": lambda: self.nnsight, "hf": lambda: self.hf}[backend]()
+
+    # -- checks ---------------------------------------------------------------------------------------
+    def check_layer(self, layer: int) -> int:
+        return check_index(layer, self.info.n_layers, "layer")
+
+    def check_head(self, head: int) -> int:
+        return check_index(head, self.info.n_heads, "head")
+
+    # -- text -----------------------------------------------------------------------------------------
+    def format_prompt(self, prompt: str, chat: bool = True) -> str:
+        """Apply the chat template (user turn + generation prompt) when ``chat`` and the model has one."""
+        if chat and self.has_chat_template:
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return prompt
+
+    def tokenize(
+        self, prompts: list[str], chat: bool = True
+    ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
+        """Token ids, right-padded, and each prompt's length.
+
+        Right padding keeps every real token's computation identical to an unpadded run (causal
+        attention never looks ahead), so no attention mask is needed for the real positions.
+        With a chat template the formatted text already holds its special tokens; without one the
+        tokenizer's own specials (e.g. BOS) are added.
+        """
+        if isinstance(prompts, str) or not prompts:
+            raise InputError(
+                "prompts must be a non-empty list of strings (got "
+                f"{'a single string' if isinstance(prompts, str) else 'an empty list'})."
+            )
+        if not all(isinstance(p, str) and p for p in prompts):
+            raise InputError("every prompt must be a non-empty string.")
+        use_chat = chat and self.has_chat_template
+        seqs = [
+            self.tokenizer.encode(self.format_prompt(p, chat), add_special_tokens=not use_chat)
+            for p in prompts
+        ]
+        lengths = torch.tensor([len(s) for s in seqs])
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id or 0
+        ids = torch.full((len(seqs), int(lengths.max())), pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+        return ids, lengths
+
+    @torch.no_grad()
+    def generate(self, prompt: str, max_new_tokens: int = 32, chat: bool = True) -> str:
+        """Greedy continuation of one prompt (chat template applied), decoded without special tokens.
+
+        Once ``handle.tl`` has been built, HF's KV-cached generation through the bridge-wrapped modules
+        goes wrong (TransformerLens 4.3: "The capital" -> "The-----"), so the cache is turned off then;
+        the output is then identical to a cached run on the pristine model, only slower.
+        """
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+        ids, _ = self.tokenize([prompt], chat=chat)
+        pad = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
+        out = self.hf.generate(
+            ids.to(self.device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            use_cache="tl" not in self.__dict__,
+        )
+        return self.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)

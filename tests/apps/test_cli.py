@@ -1,0 +1,57 @@
+"""The ``sublens`` CLI, run as a user would (a subprocess), including the README's demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def sublens(*args, env=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "apps.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
+
+
+def test_models_list():
+    out = sublens("models", "list")
+    assert out.returncode == 0, out.stderr
+    for name in ("smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct", "gemma-3-270m"):
+        assert name in out.stdout
+
+
+def test_unknown_model_exits_2_with_message():
+    out = sublens("models", "info", "gpt2")
+    assert out.returncode == 2
+    assert "Unknown model pack 'gpt2'" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.pack
+def test_models_info_reads_gguf_header():
+    out = sublens("models", "info", "smollm2-135m-instruct")
+    assert out.returncode == 0, out.stderr
+    assert "LlamaForCausalLM" in out.stdout and "rotary (theta=100000)" in out.stdout
+    assert "gqa_groups" in out.stdout
+
+
+@pytest.mark.pack
+def test_demo_end_to_end(tmp_path):
+    import json
+
+    import pandas as pd
+
+    out = sublens("demo", "--out", str(tmp_path), "--max-new-tokens", "12")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Paris" in out.stdout
+    run_json = next(tmp_path.glob("demo/*/run.json"))
+    meta = json.loads(run_json.read_text())
+    assert meta["model"] == "smollm2-135m-instruct" and meta["pack_sha256"].startswith("b179c952")
+    assert meta["versions"]["torch"].startswith("2.")
+    df = pd.read_parquet(run_json.parent / "residual_stream.parquet")
+    assert list(df["layer"]) == list(range(30))

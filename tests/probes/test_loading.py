@@ -1,0 +1,53 @@
+"""load_model: name resolution and its errors (no network, no hub)."""
+
+from __future__ import annotations
+
+import pytest
+
+from probes.errors import InputError, PackNotFetchedError, UnknownModelError
+from probes.handle import model_info_from_config
+from probes.loading import load_model
+
+
+def test_unknown_name(tmp_cache):
+    with pytest.raises(UnknownModelError, match="smollm2-135m-instruct"):
+        load_model("not-a-model")
+
+
+def test_hub_id_without_local_weights_is_explained(tmp_cache):
+    with pytest.raises(UnknownModelError, match="not in the local Hugging Face cache"):
+        load_model("nobody-here/no-such-model-xyz")
+
+
+def test_pack_not_fetched_without_fetch(tmp_cache):
+    with pytest.raises(PackNotFetchedError, match="sublens models fetch smollm2-135m-instruct"):
+        load_model("smollm2-135m-instruct", fetch=False)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="neither a HF model"):
+        load_model(str(tmp_path))
+
+
+def test_bad_backend():
+    with pytest.raises(InputError, match="Unknown backend"):
+        load_model("smollm2-135m-instruct", backend="jax")
+
+
+def test_local_hf_folder_roundtrip(tiny, tmp_path):
+    import torch
+
+    tiny.hf.save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    h = load_model(str(tmp_path), backend="nnsight")
+    ids, _ = tiny.tokenize(["the cat sat"])
+    with torch.no_grad():
+        torch.testing.assert_close(h.hf(ids).logits, tiny.hf(ids).logits, atol=1e-6, rtol=0)
+    assert h.source == "local" and h.info.n_kv_heads == 2
+
+
+def test_model_info_gpt2_style():
+    from transformers import GPT2Config
+
+    info = model_info_from_config(GPT2Config(n_layer=3, n_head=4, n_embd=64), "g")
+    assert info.positional == "learned absolute" and info.gqa_groups == 1 and info.d_head == 16
