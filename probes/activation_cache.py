@@ -43,7 +43,7 @@ class ActivationCache:
 
     >>> import tempfile
     >>> c = ActivationCache(tempfile.mkdtemp())
-    >>> c.save("k1", {"resid_post.0": torch.ones(2, 3)}, torch.tensor([1, 1]), meta={"model": "m"})
+    >>> _ = c.save("k1", {"resid_post.0": torch.ones(2, 3)}, torch.tensor([1, 1]), meta={"model": "m"})
     >>> c.load("k1")[0]["resid_post.0"].shape
     torch.Size([2, 3])
     """

@@ -3,7 +3,7 @@
 >>> from probes.testing import tiny_handle
 >>> h = tiny_handle()
 >>> logit_lens(h, torch.zeros(1, 32)).shape
-torch.Size([1, 60])
+torch.Size([1, 44])
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from apps.cli import demo, models
+from apps.cli import demo, laundry, models
 from probes.errors import SubspaceLensError
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(laundry.app, name="laundry")
 app.command("demo")(demo.demo)
 
 

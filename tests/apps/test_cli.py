@@ -55,3 +55,32 @@ def test_demo_end_to_end(tmp_path):
     assert meta["versions"]["torch"].startswith("2.")
     df = pd.read_parquet(run_json.parent / "residual_stream.parquet")
     assert list(df["layer"]) == list(range(30))
+
+
+@pytest.mark.pack
+def test_laundry_eval_writes_tables(tmp_path):
+    import pandas as pd
+
+    out = sublens(
+        "laundry",
+        "eval",
+        "smollm2-135m-instruct",
+        "--n-max",
+        "3",
+        "--per-n",
+        "4",
+        "--ioi-prompts",
+        "6",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = next(tmp_path.glob("laundry-eval/*"))
+    by_n = pd.read_parquet(run / "laundry_by_n.parquet")
+    assert by_n["n_items"].tolist() == [2, 3] and (run / "run.json").is_file()
+    assert len(pd.read_parquet(run / "ioi_scored.parquet")) == 6
+
+
+def test_laundry_eval_bad_n_exits_2(tmp_path):
+    out = sublens("laundry", "eval", "smollm2-135m-instruct", "--n-min", "1", "--out", str(tmp_path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -1,0 +1,139 @@
+"""Nearest-neighbour alignment: mutual k-NN and CKNNA (Huh et al. 2024, "The Platonic Representation
+Hypothesis").
+
+* :func:`mutual_knn`: for each sample, the k nearest other samples in ``x`` and in ``y``; the score is
+  the mean fraction of shared neighbours, in [0, 1]. Chance level is ``k / (n - 1)``
+  (:func:`mutual_knn_chance`): report it next to every score. Huh et al. L2-normalise rows and use
+  cosine similarity (``metric='cosine'``, the default).
+* :func:`cknna`: CKA restricted to mutual-neighbour pairs. With linear kernels ``K = X X^T``,
+  ``L = Y Y^T``, ``M_K[i, j] = 1`` if j is among the k largest entries of row i of K (j != i), likewise
+  ``M_L``, and ``M = M_K * M_L``::
+
+      CKNNA = HSIC(M*K, M*L) / sqrt(HSIC(M_K*K, M_K*K) HSIC(M_L*L, M_L*L))
+
+  with the unbiased HSIC by default. The kNN relation is not symmetric, so each masked kernel ``A`` is
+  symmetrised to ``(A + A^T) / 2`` first (a pair that is a neighbour one way only gets weight 1/2); this
+  makes CKNNA symmetric in ``x`` and ``y`` (platonic-rep applies its HSIC to the raw masked kernels and is
+  slightly asymmetric). With ``k = n - 1`` every off-diagonal pair is kept and CKNNA equals debiased
+  linear CKA (``unbiased=True``) of the (normalised) features.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from probes.errors import InputError
+
+from ._validate import Activations, Device, as_pair, check_int
+from .cka import _hsic_biased_gram, _hsic_unbiased_gram, _ratio
+
+__all__ = ["cknna", "mutual_knn", "mutual_knn_chance"]
+
+
+def _normalize(x: Tensor, name: str) -> Tensor:
+    norms = x.norm(dim=1, keepdim=True)
+    zero = (norms.flatten() == 0).nonzero().flatten()
+    if zero.numel():
+        raise InputError(
+            f"{name} has all-zero rows {zero[:5].tolist()}, which cannot be L2-normalised; drop them or pass "
+            f"normalize=False / metric='euclidean'."
+        )
+    return x / norms
+
+
+def _knn_mask(sim: Tensor, k: int) -> Tensor:
+    """Boolean [n, n] mask of each row's k most similar other samples."""
+    s = sim.clone()
+    s.fill_diagonal_(-math.inf)
+    idx = torch.topk(s, k, dim=1).indices
+    mask = torch.zeros_like(s, dtype=torch.bool)
+    mask.scatter_(1, idx, True)
+    return mask
+
+
+def _similarity(x: Tensor, metric: str, name: str) -> Tensor:
+    if metric == "cosine":
+        xn = _normalize(x, name)
+        return xn @ xn.T
+    if metric == "euclidean":
+        x = x - x.mean(dim=0, keepdim=True)  # translation invariant; centring avoids cancellation
+        sq = (x * x).sum(dim=1)
+        return -(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T))
+    raise InputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+
+
+def mutual_knn_chance(n: int, k: int) -> float:
+    """Expected :func:`mutual_knn` score for unrelated representations, ``k / (n - 1)``.
+
+    >>> round(mutual_knn_chance(1024, 10), 4)
+    0.0098
+    """
+    n = check_int(n, "n", 2)
+    k = check_int(k, "k", 1, n - 1)
+    return k / (n - 1)
+
+
+def mutual_knn(
+    x: Activations,
+    y: Activations,
+    *,
+    k: int = 10,
+    metric: Literal["cosine", "euclidean"] = "cosine",
+    dtype: torch.dtype = torch.float64,
+    device: Device = None,
+) -> float:
+    """Mean fraction of shared k nearest neighbours (self excluded) of ``x [n, dx]`` and ``y [n, dy]``.
+
+    Memory is O(n^2). Chance level is ``k / (n - 1)``; ties in similarity are broken arbitrarily.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(100, 8))
+    >>> mutual_knn(x, 3 * x, k=5)
+    1.0
+    """
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2)
+    kk = check_int(k, "k", 1, tx.shape[0] - 1)
+    mx = _knn_mask(_similarity(tx, metric, "x"), kk)
+    my = _knn_mask(_similarity(ty, metric, "y"), kk)
+    return float((mx & my).sum(dim=1).to(tx.dtype).mean() / kk)
+
+
+def cknna(
+    x: Activations,
+    y: Activations,
+    *,
+    k: int = 10,
+    normalize: bool = True,
+    unbiased: bool = True,
+    dtype: torch.dtype = torch.float64,
+    device: Device = None,
+) -> float:
+    """Centered kernel nearest-neighbour alignment of ``x [n, dx]`` and ``y [n, dy]`` (linear kernels).
+
+    ``normalize`` L2-normalises rows first (as Huh et al.); ``unbiased`` picks the HSIC estimator
+    (n >= 4). ``k = n - 1`` with ``normalize=False`` reproduces ``linear_cka(x, y, debiased=True)``.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(60, 8))
+    >>> round(cknna(x, x, k=10), 6)
+    1.0
+    """
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=4 if unbiased else 2)
+    kk = check_int(k, "k", 1, tx.shape[0] - 1)
+    if normalize:
+        tx, ty = _normalize(tx, "x"), _normalize(ty, "y")
+    gk, gl = tx @ tx.T, ty @ ty.T
+    mk, ml = _knn_mask(gk, kk).to(tx.dtype), _knn_mask(gl, kk).to(tx.dtype)
+    m = mk * ml
+    h = _hsic_unbiased_gram if unbiased else _hsic_biased_gram
+
+    def sym(a: Tensor) -> Tensor:
+        return 0.5 * (a + a.T)
+
+    kx, ky = sym(m * gk), sym(m * gl)
+    kxx, kyy = sym(mk * gk), sym(ml * gl)
+    return _ratio(float(h(kx, ky)), float(h(kxx, kxx)), float(h(kyy, kyy)), unbiased)

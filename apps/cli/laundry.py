@@ -1,0 +1,64 @@
+"""``sublens laundry eval MODEL``: Laundry List accuracy by N and by answer position, plus IOI."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+
+from apps.cli.tables import print_frame
+
+app = typer.Typer(help="The Laundry List task.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("eval")
+def evaluate(
+    model: str = typer.Argument(..., help="packaged model name or local path"),
+    n_min: int = typer.Option(2, help="smallest list length"),
+    n_max: int = typer.Option(10, help="largest list length"),
+    per_n: int = typer.Option(40, help="prompts per list length"),
+    split: str = typer.Option("test", help="item vocabulary split: dev or test"),
+    ioi_prompts: int = typer.Option(100, help="IOI prompts for the side table (0: skip)"),
+    seed: int = typer.Option(0, help="prompt sampling seed"),
+    out: str = typer.Option(None, help="run directory root (default ./runs)"),
+) -> None:
+    """Score the model on Laundry List prompts (and IOI) and save the tables."""
+    from analysis.tasks.evaluate import evaluate_ioi, evaluate_laundry
+    from probes.loading import load_model
+    from probes.runs import new_run_dir, write_sidecar, write_table
+
+    started = time.time()
+    config = {
+        "model": model,
+        "n_min": n_min,
+        "n_max": n_max,
+        "per_n": per_n,
+        "split": split,
+        "ioi_prompts": ioi_prompts,
+        "seed": seed,
+    }
+    with console.status(f"loading {model} …"):
+        handle = load_model(model, backend="hf")
+    res = evaluate_laundry(handle, n_items=range(n_min, n_max + 1), n_per_n=per_n, split=split, seed=seed)
+    run_dir = new_run_dir("laundry-eval", config, root=out)
+    write_table(res.scored.astype({"items": str, "item_ids": str}), run_dir / "laundry_scored.parquet")
+    write_table(res.by_n, run_dir / "laundry_by_n.parquet")
+    write_table(res.by_position, run_dir / "laundry_by_position.parquet")
+    print_frame(res.by_n, f"Laundry List accuracy by N ({handle.name}, {split} items)", console)
+    if ioi_prompts:
+        scored, summary = evaluate_ioi(handle, n_prompts=ioi_prompts, seed=seed)
+        write_table(scored, run_dir / "ioi_scored.parquet")
+        write_table(summary, run_dir / "ioi_summary.parquet")
+        print_frame(summary, f"IOI ({handle.name})", console)
+    write_sidecar(
+        run_dir,
+        command="laundry eval",
+        config=config,
+        model=handle.name,
+        pack_sha256=handle.pack_sha256,
+        seed=seed,
+        started=started,
+    )
+    console.print(f"results: {run_dir}")
