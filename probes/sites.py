@@ -18,7 +18,8 @@ resid_post    residual stream leaving the layer    ``[d_model]``
 ============  ===================================  ======================================
 
 For models with post-sublayer norms (Gemma-3), ``attn_out``/``mlp_out`` are the sublayer outputs
-*before* that norm, i.e. what TransformerLens calls ``hook_attn_out``/``hook_mlp_out``.
+*before* that norm: TransformerLens's ``attn.hook_out``/``mlp.hook_out``. (The bridge's ``hook_attn_out``/
+``hook_mlp_out`` come after Gemma's post-norms; for Llama/Qwen/GPT-2 the two are the same.)
 
 >>> parse_sites(["resid_post.*", "z.0"], n_layers=2)
 [Site(layer=0, kind='z'), Site(layer=0, kind='resid_post'), Site(layer=1, kind='resid_post')]
@@ -40,8 +41,8 @@ TL_HOOKS = {
     "resid_pre": "blocks.{L}.hook_resid_pre",
     "z": "blocks.{L}.attn.hook_z",
     "head_out": "blocks.{L}.attn.hook_z",  # head_out is z @ W_O, computed after capture
-    "attn_out": "blocks.{L}.hook_attn_out",
-    "mlp_out": "blocks.{L}.hook_mlp_out",
+    "attn_out": "blocks.{L}.attn.hook_out",  # not hook_attn_out: that one is after Gemma's post-norm
+    "mlp_out": "blocks.{L}.mlp.hook_out",
     "resid_post": "blocks.{L}.hook_resid_post",
 }
 

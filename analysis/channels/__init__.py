@@ -13,6 +13,7 @@ from analysis.channels.decompose import (
     rotary_offset_matrix,
 )
 from analysis.channels.null import ReceiverNull, add_z, random_unit_directions, receiver_null, top_channels
+from analysis.channels.scan import ScanConfig, head_pair_summary, scan_channels
 from analysis.channels.scores import (
     MODES,
     component_score_tensor,
@@ -25,6 +26,9 @@ from analysis.channels.scores import (
 __all__ = [
     "MODES",
     "OVSVD",
+    "ScanConfig",
+    "head_pair_summary",
+    "scan_channels",
     "HeadWeights",
     "ReceiverNull",
     "add_z",

@@ -350,9 +350,16 @@ class HeadWeights:
 
     @cached_property
     def ov_svd(self) -> OVSVD:
-        """Thin SVD of every head's ``W_OV`` from the factors (see :class:`OVSVD`)."""
-        U, S, V = self.OV.svd()
-        return OVSVD(U, S, V)
+        """Thin SVD of every head's ``W_OV`` from the factors (see :class:`OVSVD`).
+
+        ``W_V = Q_v R_v`` and ``W_Oᵀ = Q_o R_o`` (thin QR), so ``W_OV = Q_v (R_v R_oᵀ) Q_oᵀ`` and only the
+        ``d_head × d_head`` core is decomposed: ``U = Q_v U'``, ``V = Q_o V'`` (computed in float64).
+        """
+        Qv, Rv = torch.linalg.qr(self.W_V.double())
+        Qo, Ro = torch.linalg.qr(self.W_O.double().transpose(-1, -2))
+        Uc, S, Vch = torch.linalg.svd(Rv @ Ro.transpose(-1, -2))
+        dtype = self.W_O.dtype
+        return OVSVD((Qv @ Uc).to(dtype), S.to(dtype), (Qo @ Vch.transpose(-1, -2)).to(dtype))
 
     # ----------------------------------------------------------------- transformations
     def center_writing_weights(self) -> HeadWeights:

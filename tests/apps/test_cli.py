@@ -84,3 +84,24 @@ def test_laundry_eval_writes_tables(tmp_path):
 def test_laundry_eval_bad_n_exits_2(tmp_path):
     out = sublens("laundry", "eval", "smollm2-135m-instruct", "--n-min", "1", "--out", str(tmp_path))
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_channels_scan_on_a_local_model(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from probes.testing import tiny_handle
+
+    h = tiny_handle(seed=3)
+    h.hf.save_pretrained(tmp_path / "tiny")
+    h.tokenizer.save_pretrained(tmp_path / "tiny")
+    out = sublens("channels", "scan", str(tmp_path / "tiny"), "--n-null", "300", "--out", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = next((tmp_path / "runs").glob("channels-scan/*"))
+    df = pd.read_parquet(run / "channels.parquet")
+    # 1 sender layer x 4 heads x 8 components x 4 receivers x 3 modes
+    assert len(df) == 4 * 8 * 4 * 3 and set(df["mode"]) == {"Q", "K", "V"}
+    assert (df["sender_layer"] < df["receiver_layer"]).all() and df["z"].notna().all()
+    assert json.loads((run / "run.json").read_text())["config"]["n_null"] == 300
+    assert len(pd.read_parquet(run / "head_pairs.parquet")) == 4 * 4 * 3

@@ -161,3 +161,29 @@ def test_head_and_layer_checks(tiny):
     assert tiny.check_layer(-1) == 1
     with pytest.raises(InputError, match="head 4 is out of range"):
         tiny.check_head(4)
+
+
+def test_backends_agree_on_gemma3_with_post_norms():
+    """Gemma-3 has post-attention/post-MLP norms: both backends must report the pre-norm sublayer outputs."""
+    import transformers
+
+    from probes.handle import ModelHandle
+    from probes.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer(chat_template=False)
+    torch.manual_seed(0)
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    model = transformers.Gemma3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0, 0.5)
+    g = ModelHandle(model, tok, name="tiny-gemma3")
+    a = capture(g, PROMPTS, ALL, mode="all", backend="tl", progress=False)
+    b = capture(g, PROMPTS, ALL, mode="all", backend="nnsight", progress=False)
+    for site in a.sites:
+        torch.testing.assert_close(a[site], b[site], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a["head_out.1"].sum(-2), a["attn_out.1"], atol=1e-5, rtol=0)

@@ -1,0 +1,64 @@
+"""A whole-model channel scan: component scores for every sender component × later receiver × mode,
+z-scored against the receiver-specific null, plus a head-level summary for the dashboard grid.
+
+RoPE treatment (our packaged models are rotary): by default the static QK form is taken without
+rotation, i.e. at relative offset 0; ``qk_offsets`` averages it over the given offsets instead
+(exact for that set). V composition does not involve positions and is exact either way.
+
+>>> from analysis.channels import HeadWeights
+>>> df = scan_channels(HeadWeights.random(2, 2, 16, 4), ScanConfig(modes="QV", n_null=200))
+>>> sorted(df["mode"].unique()), bool(df["z"].notna().all())
+(['Q', 'V'], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.channels.decompose import HeadWeights
+from analysis.channels.null import add_z, receiver_null
+from analysis.channels.scores import component_scores
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    modes: str = "QKV"  # which composition modes to score (any of Q, K, V)
+    n_null: int = 2000  # random unit write directions per receiver for the null
+    seed: int = 0  # seed of the null directions
+    fold_ln: bool = True  # fold the attention input norm's gain into W_Q/W_K/W_V
+    center_writing: bool = False  # project W_O rows off the all-ones direction
+    qk_offsets: tuple[int, ...] | None = None  # RoPE: average QK over these offsets (None: offset 0)
+
+
+def scan_channels(weights: HeadWeights, config: ScanConfig = ScanConfig()) -> pd.DataFrame:
+    """Tidy component-level table with ``z`` and ``p`` (compact dtypes: int16 indices, float32 values).
+
+    Columns: ``sender_layer, sender_head, component, singular_value, receiver_layer, receiver_head, mode,
+    score, z, p``.
+    """
+    offsets = list(config.qk_offsets) if config.qk_offsets else None
+    df = component_scores(weights, config.modes, qk_offsets=offsets)
+    null = receiver_null(weights, config.n_null, seed=config.seed, modes=config.modes, qk_offsets=offsets)
+    df = add_z(df, null).drop(columns=["null_mean", "null_std"])
+    ints = ["sender_layer", "sender_head", "component", "receiver_layer", "receiver_head"]
+    return df.astype(
+        {
+            **dict.fromkeys(ints, np.int16),
+            "singular_value": np.float32,
+            "score": np.float32,
+            "z": np.float32,
+            "p": np.float32,
+            "mode": "category",
+        }
+    )
+
+
+def head_pair_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Strongest component per (sender head, receiver head, mode): the head×head grid the app draws."""
+    idx = df.groupby(
+        ["mode", "sender_layer", "sender_head", "receiver_layer", "receiver_head"], observed=True
+    )["z"].idxmax()
+    return df.loc[idx.to_numpy()].reset_index(drop=True)

@@ -1,0 +1,418 @@
+"""Rank-1 OV component edits applied to a model's weights in place, reversibly, and saved as specs.
+
+Rescaling component ``i`` of head ``(layer, head)`` by ``α`` (``α = 0`` removes it) changes that head's
+output weights (row-vector convention, ``W_O^h: [d_head, d_model]``)::
+
+    W_O^h ← W_O^h + (α − 1) (W_O^h v_i) v_iᵀ
+
+where ``v_i`` (unit, in ``d_model``: the *write* side) is the ``i``-th right singular vector of
+``W_OV^h = W_V^h W_O^h`` from :func:`probes.weights.head_weights` (LayerNorm-folded by default, as the
+channel scores use). Since the ``v_j`` are orthonormal this multiplies ``s_i`` by ``α`` and leaves the
+other components alone; equivalently every per-position head output ``y = z W_O^h`` becomes
+``y + (α − 1)(y·v_i) v_i`` (``α = 0``: ``y`` projected off ``v_i``). The edit touches only the columns of
+the HF ``o_proj`` weight (rows of GPT-2's ``c_proj`` Conv1D) that belong to that head, under
+``torch.no_grad``; the original values are kept and copied back bit for bit on undo.
+
+An :class:`EditSpec` records the model (name, pack SHA-256, a sampled weights fingerprint, shapes), the
+edits and the exact ``v`` vectors, so a saved edit re-applies identically even where a new SVD would
+differ in the last bits. Files: ``<stem>.json`` (readable) + ``<stem>.safetensors`` (the vectors).
+
+>>> from probes.testing import tiny_handle
+>>> from probes.weights import raw_attention_weights
+>>> h = tiny_handle()
+>>> before = raw_attention_weights(h, 1).W_O
+>>> spec = EditSpec.build(h, [(1, 2, 0, 0.0)])  # remove the top component of head 1.2
+>>> with spec.apply(h):
+...     bool(torch.equal(raw_attention_weights(h, 1).W_O, before))
+False
+>>> bool(torch.equal(raw_attention_weights(h, 1).W_O, before))  # restored exactly
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from probes.errors import InputError, check_index
+from probes.handle import ModelHandle
+from probes.sites import decoder_layers, out_proj, unwrap
+from probes.weights import _attn, _input_norm, head_ov_svd
+
+__all__ = [
+    "AppliedEdits",
+    "ComponentEdit",
+    "EditSpec",
+    "apply_edits",
+    "rescale_components",
+    "weights_fingerprint",
+]
+
+SPEC_VERSION = 1
+_SAMPLES = 4096
+
+
+def weights_fingerprint(handle: ModelHandle) -> str:
+    """SHA-256 over shapes and a strided sample of weights that component edits never change.
+
+    Covers the input embedding and every layer's attention input norm weight and query/key/value
+    projection weights (sampled values as float32), not ``W_O``, so a model keeps its fingerprint while
+    edits are applied. It is a sampled identity check (same weights ⇒ same fingerprint; different
+    checkpoints differ in practice), independent of TransformerBridge wrapping. The dtype matters: bf16
+    and fp32 copies of one checkpoint differ.
+
+    >>> from probes.testing import tiny_handle
+    >>> weights_fingerprint(tiny_handle(0)) == weights_fingerprint(tiny_handle(0))
+    True
+    >>> weights_fingerprint(tiny_handle(0)) == weights_fingerprint(tiny_handle(1))
+    False
+    """
+    digest = hashlib.sha256()
+    info = handle.info
+    digest.update(
+        json.dumps([info.n_layers, info.n_heads, info.n_kv_heads, info.d_model, info.d_head]).encode()
+    )
+
+    def add(t: Tensor) -> None:
+        flat = t.detach().reshape(-1)
+        n, k = flat.numel(), min(_SAMPLES, flat.numel())
+        idx = torch.arange(k, device=flat.device) * (n - 1) // max(k - 1, 1)  # integer maths: exact ends
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(flat[idx].to("cpu", torch.float32).numpy().tobytes())
+
+    add(unwrap(handle.hf.get_input_embeddings()).weight)
+    for block in decoder_layers(handle.hf):
+        norm, attn = _input_norm(block), _attn(block)
+        if getattr(norm, "weight", None) is not None:
+            add(norm.weight)
+        for name in ("q_proj", "k_proj", "v_proj", "c_attn"):
+            if hasattr(attn, name):
+                add(unwrap(getattr(attn, name)).weight)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ComponentEdit:
+    """Rescale OV SVD component ``component`` (0 = largest singular value) of head ``(layer, head)``."""
+
+    layer: int
+    head: int
+    component: int
+    alpha: float  # new s_i = alpha * s_i (0 removes the component, 1 is a no-op, -1 flips it)
+
+
+def _as_edit(e) -> ComponentEdit:
+    if isinstance(e, ComponentEdit):
+        return e
+    try:
+        layer, head, component, alpha = e
+    except (TypeError, ValueError):
+        raise InputError(
+            f"Each edit must be (layer, head, component, alpha) or a ComponentEdit, got {e!r}."
+        ) from None
+    return ComponentEdit(layer, head, component, alpha)
+
+
+def _check_edit(e: ComponentEdit, n_layers: int, n_heads: int, d_head: int) -> ComponentEdit:
+    layer = check_index(e.layer, n_layers, "layer")
+    head = check_index(e.head, n_heads, "head")
+    if not isinstance(e.component, int) or isinstance(e.component, bool) or not 0 <= e.component < d_head:
+        raise InputError(
+            f"component {e.component!r} is out of range: each head's OV circuit has d_head={d_head} "
+            f"components (0..{d_head - 1}, 0 = largest singular value)."
+        )
+    if isinstance(e.alpha, bool) or not isinstance(e.alpha, int | float) or not math.isfinite(e.alpha):
+        raise InputError(f"alpha must be a finite number (0 removes the component), got {e.alpha!r}.")
+    return ComponentEdit(layer, head, e.component, float(e.alpha))
+
+
+@dataclass(frozen=True, eq=False)
+class EditSpec:
+    """A reproducible set of component rescalings for one specific model (see module docstring)."""
+
+    model: str  # handle.name of the model the spec was built on
+    pack_sha256: str | None  # the model pack's pinned hash (None for local/in-memory models)
+    weights_fingerprint: str  # weights_fingerprint() of the unedited model
+    n_layers: int
+    n_heads: int
+    d_model: int
+    d_head: int
+    edits: tuple[ComponentEdit, ...]
+    vectors: Float[Tensor, "n_edits d_model"]  # the unit write direction v_i of each edit
+    fold_ln: bool = True  # how v_i was derived: head_weights(fold_ln, center_writing)
+    center_writing: bool = False
+    singular_values: tuple[float, ...] = ()  # s_i of each edited component at build time (for reports)
+    note: str = ""
+    version: int = field(default=SPEC_VERSION)
+
+    def __post_init__(self) -> None:
+        edits = tuple(_check_edit(_as_edit(e), self.n_layers, self.n_heads, self.d_head) for e in self.edits)
+        object.__setattr__(self, "edits", edits)
+        v = self.vectors
+        if not isinstance(v, Tensor) or v.ndim != 2 or v.shape != (len(edits), self.d_model):
+            raise InputError(
+                f"vectors must be a tensor [n_edits={len(edits)}, d_model={self.d_model}], got "
+                f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}."
+            )
+        v = v.detach().to("cpu", torch.float32)
+        if not torch.isfinite(v).all() or (len(edits) and (v.norm(dim=-1) - 1).abs().max() > 1e-4):
+            raise InputError("every edit vector must be finite and unit-norm (|v| = 1 ± 1e-4).")
+        object.__setattr__(self, "vectors", v.contiguous())
+
+    # -------------------------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        handle: ModelHandle,
+        edits: Iterable[ComponentEdit | tuple[int, int, int, float]],
+        *,
+        fold_ln: bool = True,
+        center_writing: bool = False,
+        note: str = "",
+    ) -> EditSpec:
+        """Resolve each ``(layer, head, component, alpha)`` to its ``v_i`` on ``handle``'s current weights.
+
+        >>> from probes.testing import tiny_handle
+        >>> spec = EditSpec.build(tiny_handle(), [(0, 1, 3, 0.5)])
+        >>> spec.vectors.shape, spec.edits[0].alpha
+        (torch.Size([1, 32]), 0.5)
+        """
+        info = handle.info
+        checked = [_check_edit(_as_edit(e), info.n_layers, info.n_heads, info.d_head) for e in edits]
+        if not checked:
+            raise InputError("No edits given: pass a list of (layer, head, component, alpha).")
+        svds = {
+            (e.layer, e.head): head_ov_svd(handle, e.layer, e.head, fold_ln, center_writing) for e in checked
+        }
+        vectors = torch.stack([svds[e.layer, e.head].V[:, e.component] for e in checked]).float()
+        svals = tuple(float(svds[e.layer, e.head].S[e.component]) for e in checked)
+        return cls(
+            model=handle.name,
+            pack_sha256=handle.pack_sha256,
+            weights_fingerprint=weights_fingerprint(handle),
+            n_layers=info.n_layers,
+            n_heads=info.n_heads,
+            d_model=info.d_model,
+            d_head=info.d_head,
+            edits=tuple(checked),
+            vectors=vectors.cpu(),
+            fold_ln=fold_ln,
+            center_writing=center_writing,
+            singular_values=svals,
+            note=note,
+        )
+
+    # -------------------------------------------------------------------------------- checks
+    def check(self, handle: ModelHandle) -> None:
+        """Raise :class:`InputError` unless ``handle`` is the model this spec was built for."""
+        info = handle.info
+        if info.d_model != self.d_model:
+            raise InputError(
+                f"EditSpec vectors have d_model={self.d_model} but model {handle.name!r} has "
+                f"d_model={info.d_model}; load {self.model!r} or rebuild the spec on this model."
+            )
+        shape = (info.n_layers, info.n_heads, info.d_head)
+        if shape != (self.n_layers, self.n_heads, self.d_head):
+            raise InputError(
+                f"EditSpec was built for (layers, heads, d_head)={(self.n_layers, self.n_heads, self.d_head)}, "
+                f"model {handle.name!r} has {shape}; load {self.model!r} or rebuild the spec."
+            )
+        if handle.name != self.model:
+            raise InputError(
+                f"EditSpec was built for model {self.model!r}, not {handle.name!r}; load that model "
+                "(e.g. load_model(spec.model)) or rebuild the spec with EditSpec.build on this one."
+            )
+        if self.pack_sha256 and handle.pack_sha256:
+            if self.pack_sha256 != handle.pack_sha256:
+                raise InputError(
+                    f"EditSpec pack sha256 {self.pack_sha256[:12]}… != loaded pack {handle.pack_sha256[:12]}… "
+                    f"for {self.model!r}: the weights differ; rebuild the spec on the loaded model."
+                )
+            return
+        got = weights_fingerprint(handle)
+        if got != self.weights_fingerprint:
+            raise InputError(
+                f"EditSpec weights fingerprint {self.weights_fingerprint[:12]}… != {got[:12]}… for model "
+                f"{handle.name!r}: same name, different weights (other checkpoint or dtype?); rebuild the "
+                "spec with EditSpec.build on this model."
+            )
+
+    def apply(self, handle: ModelHandle) -> AppliedEdits:
+        """Check and apply to ``handle`` in place; undo with ``.undo()`` or use as a context manager."""
+        return apply_edits(handle, self)
+
+    # -------------------------------------------------------------------------------- files
+    def to_json_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "model": self.model,
+            "pack_sha256": self.pack_sha256,
+            "weights_fingerprint": self.weights_fingerprint,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "d_model": self.d_model,
+            "d_head": self.d_head,
+            "fold_ln": self.fold_ln,
+            "center_writing": self.center_writing,
+            "edits": [
+                {"layer": e.layer, "head": e.head, "component": e.component, "alpha": e.alpha}
+                for e in self.edits
+            ],
+            "singular_values": list(self.singular_values),
+            "note": self.note,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<stem>.json`` and ``<stem>.safetensors``; return the JSON path."""
+        from safetensors.torch import save_file
+
+        json_path = _json_path(path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        st_path = json_path.with_suffix(".safetensors")
+        save_file({"vectors": self.vectors.contiguous()}, str(st_path))
+        meta = self.to_json_dict()
+        meta["vectors_file"] = st_path.name
+        meta["vectors_sha256"] = hashlib.sha256(st_path.read_bytes()).hexdigest()
+        json_path.write_text(json.dumps(meta, indent=2) + "\n")
+        return json_path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EditSpec:
+        """Read a spec written by :meth:`save` (the ``.json`` path or the common stem)."""
+        from safetensors.torch import load_file
+
+        json_path = _json_path(path)
+        if not json_path.is_file():
+            raise InputError(f"No edit spec at {json_path}: pass the .json written by EditSpec.save.")
+        try:
+            meta = json.loads(json_path.read_text())
+            st_path = json_path.parent / meta["vectors_file"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"Edit spec {json_path} is not a valid spec file ({exc}); re-save it.") from None
+        if meta.get("version") != SPEC_VERSION:
+            raise InputError(
+                f"Edit spec {json_path} has version {meta.get('version')!r}; this build reads {SPEC_VERSION}."
+            )
+        if not st_path.is_file():
+            raise InputError(f"Edit spec {json_path} refers to {st_path.name}, which is missing.")
+        if hashlib.sha256(st_path.read_bytes()).hexdigest() != meta.get("vectors_sha256"):
+            raise InputError(f"{st_path} does not match the checksum in {json_path.name}; re-save the spec.")
+        try:
+            return cls(
+                model=meta["model"],
+                pack_sha256=meta["pack_sha256"],
+                weights_fingerprint=meta["weights_fingerprint"],
+                n_layers=meta["n_layers"],
+                n_heads=meta["n_heads"],
+                d_model=meta["d_model"],
+                d_head=meta["d_head"],
+                edits=tuple(ComponentEdit(**e) for e in meta["edits"]),
+                vectors=load_file(str(st_path))["vectors"],
+                fold_ln=meta["fold_ln"],
+                center_writing=meta["center_writing"],
+                singular_values=tuple(meta.get("singular_values", ())),
+                note=meta.get("note", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"Edit spec {json_path} is missing a field ({exc}); re-save it.") from None
+
+
+def _json_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".json" else p.with_name(p.name + ".json") if p.suffix else p.with_suffix(".json")
+
+
+class AppliedEdits:
+    """Edits currently applied to a model; ``undo()`` (or leaving the ``with`` block) restores it exactly."""
+
+    def __init__(self, handle: ModelHandle, spec: EditSpec):
+        self.handle = handle
+        self.spec = spec
+        self._saved: dict[tuple[int, int], Tensor] = {}
+        self.active = False
+        self._apply()
+
+    def _head_slice(self, layer: int, head: int) -> tuple[torch.nn.Parameter, bool, slice]:
+        proj = unwrap(out_proj(decoder_layers(self.handle.hf)[layer]))
+        d_head = self.handle.info.d_head
+        cols = isinstance(proj, torch.nn.Linear)  # Linear: [d_model, H*d_head]; Conv1D: [H*d_head, d_model]
+        return proj.weight, cols, slice(head * d_head, (head + 1) * d_head)
+
+    def _apply(self) -> None:
+        spec = self.spec
+        spec.check(self.handle)
+        with torch.no_grad():
+            for e, v in zip(spec.edits, spec.vectors, strict=True):
+                weight, cols, sl = self._head_slice(e.layer, e.head)
+                block = weight[:, sl] if cols else weight[sl, :]
+                self._saved.setdefault((e.layer, e.head), block.detach().clone())
+                work = torch.float64 if weight.dtype == torch.float64 else torch.float32
+                W_O = (block.T if cols else block).to(work)  # [d_head, d_model]
+                vv = v.to(weight.device, work)
+                W_O = W_O + (e.alpha - 1.0) * (W_O @ vv)[:, None] * vv[None, :]
+                new = (W_O.T if cols else W_O).to(weight.dtype)
+                if cols:
+                    weight[:, sl] = new
+                else:
+                    weight[sl, :] = new
+        self.active = True
+
+    def undo(self) -> None:
+        """Copy the original ``o_proj`` values back (bit-exact). A second call does nothing."""
+        if not self.active:
+            return
+        with torch.no_grad():
+            for (layer, head), original in self._saved.items():
+                weight, cols, sl = self._head_slice(layer, head)
+                if cols:
+                    weight[:, sl] = original
+                else:
+                    weight[sl, :] = original
+        self._saved.clear()
+        self.active = False
+
+    def __enter__(self) -> AppliedEdits:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.undo()
+
+    def __repr__(self) -> str:
+        return f"AppliedEdits({self.handle.name!r}, {len(self.spec.edits)} edits, active={self.active})"
+
+
+def apply_edits(handle: ModelHandle, spec: EditSpec) -> AppliedEdits:
+    """Apply ``spec`` to ``handle`` in place (after :meth:`EditSpec.check`); returns the undo handle."""
+    if not isinstance(spec, EditSpec):
+        raise InputError(
+            f"apply_edits needs an EditSpec (EditSpec.build / EditSpec.load), got {type(spec).__name__}."
+        )
+    return AppliedEdits(handle, spec)
+
+
+def rescale_components(
+    handle: ModelHandle,
+    edits: Sequence[ComponentEdit | tuple[int, int, int, float]],
+    *,
+    fold_ln: bool = True,
+    center_writing: bool = False,
+) -> AppliedEdits:
+    """Build an :class:`EditSpec` on ``handle`` and apply it: ``with rescale_components(h, [(L, H, i, α)]):``.
+
+    >>> from probes.testing import tiny_handle
+    >>> h = tiny_handle()
+    >>> with rescale_components(h, [(0, 0, 0, 2.0)]) as applied:
+    ...     applied.active
+    True
+    >>> applied.active
+    False
+    """
+    return EditSpec.build(handle, edits, fold_ln=fold_ln, center_writing=center_writing).apply(handle)
