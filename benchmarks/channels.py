@@ -5,7 +5,11 @@ Ours: every (sender head, SVD component) × later receiver head × {Q, K, V} wit
 for m in Q, K, V (head level only: d_head× fewer scores). Prints times, score counts and the ratio; then
 the scan's time and peak RSS on each model given with ``--all``.
 
-    python benchmarks/channels.py [--model smollm2-135m-instruct] [--all] [--threads 1]
+    python benchmarks/channels.py [--model smollm2-135m-instruct] [--all] [--threads 1] [--skip-tl]
+
+Memory warning: TransformerLens 4.3's ``all_composition_scores`` materialises every head pair's product;
+on SmolLM2 one mode peaks at ~23.5 GB RSS (measured), i.e. all of a 24 GB machine. Run the baseline only
+on an otherwise idle machine, or use ``--skip-tl``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ def tl_baseline(handle) -> tuple[float, int]:
     for mode in "QKV":
         scores = bridge.all_composition_scores(mode)
         n += int((scores.scores != 0).sum()) if hasattr(scores, "scores") else int((scores != 0).sum())
+        print(
+            f"  TL {mode}: {time.perf_counter() - t:.1f} s cumulative, peak RSS {rss_gb():.1f} GB", flush=True
+        )
+        del scores
+        gc.collect()
     return time.perf_counter() - t, n
 
 
@@ -49,18 +58,22 @@ def main() -> None:
     ap.add_argument("--n-null", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     ap.add_argument("--all", action="store_true", help="also time the scan on every packaged model")
+    ap.add_argument("--skip-tl", action="store_true", help="skip the TransformerLens baseline (memory)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     h = load_model(args.model, backend="tl", progress=False)
+    print(f"{args.model}, torch threads {torch.get_num_threads()}", flush=True)
     t_ours, n_ours = ours(h, args.n_null)
-    t_tl, n_tl = tl_baseline(h)
-    print(f"{args.model}, torch threads {torch.get_num_threads()}")
     print(
-        f"  ours (component level, Q/K/V, {args.n_null}-direction null): {t_ours:7.2f} s, {n_ours:,} scores"
+        f"  ours (component level, Q/K/V, {args.n_null}-direction null): {t_ours:7.2f} s, {n_ours:,} scores, "
+        f"peak RSS so far {rss_gb():.1f} GB",
+        flush=True,
     )
-    print(f"  TransformerLens all_composition_scores Q/K/V (head level): {t_tl:7.2f} s, {n_tl:,} scores")
-    print(f"  time ratio ours/TL = {t_ours / t_tl:.3f}x for {n_ours / max(n_tl, 1):.0f}x more scores")
+    if not args.skip_tl:
+        t_tl, n_tl = tl_baseline(h)
+        print(f"  TransformerLens all_composition_scores Q/K/V (head level): {t_tl:7.2f} s, {n_tl:,} scores")
+        print(f"  time ratio ours/TL = {t_ours / t_tl:.3f}x for {n_ours / max(n_tl, 1):.0f}x more scores")
     if args.all:
         del h
         gc.collect()

@@ -96,7 +96,9 @@ def test_channels_scan_on_a_local_model(tmp_path):
     h = tiny_handle(seed=3)
     h.hf.save_pretrained(tmp_path / "tiny")
     h.tokenizer.save_pretrained(tmp_path / "tiny")
-    out = sublens("channels", "scan", str(tmp_path / "tiny"), "--n-null", "300", "--out", str(tmp_path / "runs"))
+    out = sublens(
+        "channels", "scan", str(tmp_path / "tiny"), "--n-null", "300", "--out", str(tmp_path / "runs")
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     run = next((tmp_path / "runs").glob("channels-scan/*"))
     df = pd.read_parquet(run / "channels.parquet")
