@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from apps.cli import channels, demo, laundry, models
+from apps.cli import channels, compare, demo, laundry, models
 from probes.errors import SubspaceLensError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(laundry.app, name="laundry")
 app.add_typer(channels.app, name="channels")
+app.add_typer(compare.app, name="compare")
 app.command("demo")(demo.demo)
 
 
