@@ -34,9 +34,12 @@ def test_bad_backend():
         load_model("smollm2-135m-instruct", backend="jax")
 
 
-def test_local_hf_folder_roundtrip(tiny, tmp_path):
+def test_local_hf_folder_roundtrip(tmp_path):
     import torch
 
+    from probes.testing import tiny_handle
+
+    tiny = tiny_handle(seed=0)  # a fresh one: a bridge-wrapped HF model cannot be save_pretrained
     tiny.hf.save_pretrained(tmp_path)
     tiny.tokenizer.save_pretrained(tmp_path)
     h = load_model(str(tmp_path), backend="nnsight")
