@@ -135,7 +135,8 @@ def load_model(
     """Load a model and return a :class:`ModelHandle` whose ``backend`` view is built eagerly.
 
     Args:
-        name_or_path: a packaged model name (``sublens models list``), a local HF folder, a ``.gguf``
+        name_or_path: a packaged model name (``sublens models list``), ``"organism"`` (the small GPT-2
+            trained in this repo, :mod:`probes.organism`), a local HF folder, a ``.gguf``
             file (or a folder holding one), or a hub id whose weights are in the local HF cache.
         backend: ``"tl"`` (TransformerLens bridge), ``"nnsight"`` or ``"hf"``; every view stays
             available on the handle, this only picks which one is built now.
@@ -144,6 +145,13 @@ def load_model(
     """
     if backend not in BACKENDS:
         raise InputError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if name_or_path in ("organism", "talking-heads-organism"):
+        from probes.organism import load_organism
+
+        handle = load_organism(dtype=dtype)
+        handle.hf.to(device)
+        handle.view(backend)
+        return handle
     model, tok, source, sha = load_hf(
         name_or_path, dtype=dtype, fetch=fetch, derived=derived, allow_hub=allow_hub, progress=progress
     )

@@ -54,3 +54,8 @@ def test_model_info_gpt2_style():
 
     info = model_info_from_config(GPT2Config(n_layer=3, n_head=4, n_embd=64), "g")
     assert info.positional == "learned absolute" and info.gqa_groups == 1 and info.d_head == 16
+
+
+def test_organism_by_name():
+    h = load_model("organism", backend="tl")
+    assert h.info.architecture == "GPT2LMHeadModel" and h.info.positional == "learned absolute"
