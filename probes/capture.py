@@ -57,9 +57,11 @@ def _envoy(root, path: str):
 
 
 def _module_path(hf_model, module) -> str:
+    """Dotted path of ``module`` in the plain HF tree (TransformerLens bridge wrappers skipped,
+    matching the nnsight envoy tree, which ``ModelHandle.tl`` builds before wrapping)."""
     for name, mod in hf_model.named_modules():
         if mod is module:
-            return name
+            return name.replace("._original_component", "")
     raise InputError(f"Module {type(module).__name__} is not part of the model.")
 
 

@@ -137,6 +137,7 @@ class ModelHandle:
         """TransformerLens ``TransformerBridge`` over the same HF module (hook names as in TL)."""
         from transformer_lens.model_bridge import TransformerBridge
 
+        self.nnsight  # noqa: B018 -- mirror the plain HF tree in nnsight before the bridge wraps it
         return TransformerBridge.boot_transformers(
             f"local/{self.name}",
             hf_model=self.hf,

@@ -1,0 +1,401 @@
+"""Seeded, resumable search for rank-1 OV-component rescalings that raise Laundry List accuracy.
+
+Candidates are sender components ``(layer, head, component)``: the distinct senders of the strongest
+channels of a weight-only channel scan (top ``top_k`` by ``z`` among receivers in later layers, in the
+given composition modes), plus the top components of explicitly chosen heads, plus explicit components.
+Each ``(candidate, α)`` is applied with :class:`probes.edits.EditSpec` (undone afterwards) and scored on
+the **dev** item split (item accuracy averaged over N, optionally weighted ``∝ N**n_weight_power``).
+Every finished evaluation is appended as one JSON line to ``search.jsonl`` (flushed and fsynced), so a
+killed search loses at most the evaluation in flight; a restart reads the file back, drops a torn last
+line and skips every key already present. The best few single edits (best α per component) are then
+combined greedily. The best edit overall is reported on the **test** split (accuracy by N, IOI logit
+difference, held-out LM loss, before and after) and saved as ``best_edit.json`` + ``.safetensors``.
+
+Run directory layout: ``config.json`` (the :class:`EditSearchConfig`), ``candidates.json``,
+``search.jsonl``, ``best_edit.json``/``.safetensors``, ``test_by_n.parquet``, ``report.json``, ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from probes.edits import ComponentEdit, EditSpec, _check_edit
+from probes.errors import InputError, check_index
+
+__all__ = [
+    "EditSearchConfig",
+    "EditSearchResult",
+    "dev_score",
+    "edit_key",
+    "read_records",
+    "resolve_candidates",
+    "run_edit_search",
+    "scan_candidates",
+    "side_effects",
+]
+
+Edit = tuple[int, int, int, float]
+
+
+@dataclass(frozen=True)
+class EditSearchConfig:
+    top_k: int = 24  # distinct sender components taken from the channel scan (0: none from the scan)
+    alphas: tuple[float, ...] = (0.0, 0.5, 2.0, 3.0)  # rescaling factors tried for each candidate
+    modes: str = "Q"  # composition modes of the scan used to rank senders (any of Q, K, V)
+    min_receiver_layer: int | None = None  # receivers at or after this layer (None: 2/3 of the depth)
+    max_sender_layer: int | None = None  # senders at or before this layer (None: any earlier layer)
+    n_null: int = 200  # null directions per receiver for the scan's z-scores
+    heads: tuple[tuple[int, int], ...] = ()  # also try the top `head_components` components of these heads
+    head_components: int = 4  # components per chosen head (0 = largest singular value first)
+    components: tuple[tuple[int, int, int], ...] = ()  # explicit (layer, head, component) candidates
+    dev_n: tuple[int, ...] = (4, 5, 6, 7, 8, 9, 10)  # list lengths scored on the dev split
+    dev_per_n: int = 10  # dev prompts per list length
+    n_weight_power: float = 0.0  # dev score weights each N by N**power (0: plain mean over N)
+    n_combine: int = 3  # best single edits (distinct components) tried in the greedy combination
+    test_n: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10)  # list lengths of the final test report
+    test_per_n: int = 30  # test prompts per list length
+    ioi_prompts: int = 100  # IOI prompts for the logit-difference side effect (0: skip)
+    lm_max_tokens: int = 256  # tokens per held-out paragraph for the LM-loss side effect
+    batch_size: int = 16  # prompts per forward pass
+    seed: int = 0  # seeds the prompts (dev, test, IOI) and the scan's null directions
+
+    def __post_init__(self) -> None:
+        alphas = tuple(float(a) for a in self.alphas)
+        if not alphas:
+            raise InputError("alphas is empty: give at least one rescaling factor, e.g. 0,0.5,2,3.")
+        if any(a != a or a in (float("inf"), float("-inf")) for a in alphas):
+            raise InputError(f"alphas must be finite numbers, got {alphas}.")
+        if 1.0 in alphas:
+            raise InputError("alpha = 1 is the unedited model (the baseline is always scored); remove it.")
+        object.__setattr__(self, "alphas", alphas)
+        object.__setattr__(self, "dev_n", tuple(int(n) for n in self.dev_n))
+        object.__setattr__(self, "test_n", tuple(int(n) for n in self.test_n))
+        object.__setattr__(self, "heads", tuple(tuple(int(x) for x in h) for h in self.heads))
+        object.__setattr__(self, "components", tuple(tuple(int(x) for x in c) for c in self.components))
+        for name in ("dev_n", "test_n"):
+            ns = getattr(self, name)
+            if not ns or any(n < 2 for n in ns):
+                raise InputError(f"{name} must be non-empty list lengths >= 2, got {ns}.")
+        for name in ("dev_per_n", "test_per_n", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("top_k", "head_components", "n_combine", "ioi_prompts"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if not set(self.modes.upper()) <= set("QKV") or not self.modes:
+            raise InputError(f"modes must be letters from 'QKV', got {self.modes!r}.")
+        if self.top_k == 0 and not self.heads and not self.components:
+            raise InputError("no candidates: set top_k > 0, or give heads or components to try.")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> EditSearchConfig:
+        d = dict(d)
+        for k in ("alphas", "dev_n", "test_n"):
+            d[k] = tuple(d[k])
+        d["heads"] = tuple(tuple(h) for h in d.get("heads", ()))
+        d["components"] = tuple(tuple(c) for c in d.get("components", ()))
+        return cls(**d)
+
+
+# ------------------------------------------------------------------------------------------- candidates
+def scan_candidates(
+    df: pd.DataFrame, top_k: int, min_receiver_layer: int, max_sender_layer: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Distinct sender components of the top channels by ``z`` (receivers at or after ``min_receiver_layer``)."""
+    sel = df[df["receiver_layer"] >= min_receiver_layer]
+    if max_sender_layer is not None:
+        sel = sel[sel["sender_layer"] <= max_sender_layer]
+    best = (
+        sel.groupby(["sender_layer", "sender_head", "component"], observed=True)["z"]
+        .max()
+        .sort_values(ascending=False, kind="stable")
+    )
+    return [(int(a), int(b), int(c)) for a, b, c in best.index[:top_k]]
+
+
+def resolve_candidates(handle, config: EditSearchConfig) -> list[tuple[int, int, int]]:
+    """Scan candidates + chosen heads' top components + explicit components, deduplicated, in that order."""
+    info = handle.info
+    out: list[tuple[int, int, int]] = []
+    if config.top_k:
+        from analysis.channels import ScanConfig, scan_channels
+        from probes.weights import head_weights
+
+        min_recv = config.min_receiver_layer
+        min_recv = (
+            (2 * info.n_layers) // 3 if min_recv is None else check_index(min_recv, info.n_layers, "layer")
+        )
+        weights = head_weights(handle, fold_ln=True)
+        df = scan_channels(
+            weights, ScanConfig(modes=config.modes.upper(), n_null=config.n_null, seed=config.seed)
+        )
+        out += scan_candidates(df, config.top_k, min_recv, config.max_sender_layer)
+    for layer, head in config.heads:
+        layer, head = check_index(layer, info.n_layers, "layer"), check_index(head, info.n_heads, "head")
+        out += [(layer, head, c) for c in range(min(config.head_components, info.d_head))]
+    for comp in config.components:
+        if len(comp) != 3:
+            raise InputError(f"each component must be (layer, head, component), got {comp!r}.")
+        out.append(tuple(comp))
+    # validate every candidate once (clear errors for an unknown component)
+    for layer, head, c in out:
+        _check_edit(ComponentEdit(layer, head, c, 0.0), info.n_layers, info.n_heads, info.d_head)
+    return list(dict.fromkeys(out))
+
+
+# ------------------------------------------------------------------------------------------- scoring
+def dev_score(by_n: pd.DataFrame, power: float = 0.0) -> float:
+    """Item accuracy averaged over N, each N weighted by ``N**power``."""
+    w = by_n["n_items"].astype(float) ** power
+    return float((by_n["accuracy_items"] * w).sum() / w.sum())
+
+
+def edit_key(edits: list[Edit] | tuple[Edit, ...]) -> str:
+    """Order-independent key of a set of edits (``"baseline"`` for none)."""
+    if not edits:
+        return "baseline"
+    return ";".join(f"{int(a)}.{int(b)}.{int(c)}x{float(d):g}" for a, b, c, d in sorted(edits))
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The complete JSON lines of ``search.jsonl``; a torn last line (killed mid-write) is cut off the file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    records, good = [], 0
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+        good += len(line)
+    if good != len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return records
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _laundry(handle, config: EditSearchConfig, split: str, ns, per_n: int):
+    from analysis.tasks.evaluate import evaluate_laundry
+
+    return evaluate_laundry(
+        handle, n_items=list(ns), n_per_n=per_n, split=split, seed=config.seed,
+        batch_size=config.batch_size, progress=False,
+    )  # fmt: skip
+
+
+def evaluate_dev(handle, config: EditSearchConfig, edits: list[Edit] | tuple[Edit, ...] = ()) -> dict:
+    """Dev-split score of ``handle`` with ``edits`` applied (then undone); a JSON-ready record."""
+    t0 = time.time()
+    spec = EditSpec.build(handle, list(edits)) if edits else None
+    applied = spec.apply(handle) if spec else None
+    try:
+        res = _laundry(handle, config, "dev", config.dev_n, config.dev_per_n)
+    finally:
+        if applied:
+            applied.undo()
+    by_n = res.by_n
+    return {
+        "key": edit_key(edits),
+        "model": handle.name,
+        "edits": [list(e) for e in edits],
+        "score": dev_score(by_n, config.n_weight_power),
+        "margin": float(by_n["mean_margin"].mean()),
+        "acc_by_n": {
+            str(int(n)): float(a) for n, a in zip(by_n["n_items"], by_n["accuracy_items"], strict=True)
+        },
+        "seconds": round(time.time() - t0, 2),
+    }
+
+
+def side_effects(handle, config: EditSearchConfig, texts: list[str] | None = None) -> dict:
+    """Test-split accuracy by N, IOI mean logit difference and held-out LM loss of ``handle`` as it is now."""
+    from analysis.tasks.evaluate import evaluate_ioi
+    from analysis.tasks.heldout import heldout_texts
+    from probes.lm_loss import lm_loss
+
+    res = _laundry(handle, config, "test", config.test_n, config.test_per_n)
+    out = {
+        "by_n": res.by_n,
+        "lm_loss": lm_loss(handle, texts or heldout_texts(), max_tokens=config.lm_max_tokens),
+        "ioi_logit_diff": None,
+    }
+    if config.ioi_prompts:
+        _, summary = evaluate_ioi(handle, n_prompts=config.ioi_prompts, seed=config.seed, progress=False)
+        out["ioi_logit_diff"] = float(summary.loc[summary["pattern"] == "all", "mean_logit_diff"].iloc[0])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- search
+@dataclass
+class EditSearchResult:
+    run_dir: Path
+    baseline: dict  # dev record of the unedited model
+    best: dict  # dev record of the best edit (== baseline when nothing helped)
+    records: list[dict]  # every dev record, in file order
+    spec_path: Path | None = None  # best_edit.json (None when no edit beat the baseline)
+    report: dict = field(default_factory=dict)  # test-split before/after numbers
+    test_by_n: pd.DataFrame | None = None  # n_items, accuracy_before, accuracy_after, gain_pp
+
+
+def _best(records: list[dict]) -> dict:
+    return max(records, key=lambda r: (r["score"], r["margin"], -len(r["edits"])))
+
+
+def run_edit_search(
+    handle,
+    config: EditSearchConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    texts: list[str] | None = None,
+    on_record: Callable[[dict], None] | None = None,
+) -> EditSearchResult:
+    """Run (or resume) the search in ``run_dir``; see the module docstring for what is written there."""
+    from tqdm.auto import tqdm
+
+    started = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        saved = json.loads(cfg_path.read_text())
+        if saved.get("model") != handle.name:
+            raise InputError(
+                f"{run_dir} holds a search for model {saved.get('model')!r}, not {handle.name!r}; "
+                "resume it with that model or start a new run directory."
+            )
+        if EditSearchConfig.from_json(saved["config"]) != config:
+            raise InputError(
+                f"{run_dir} was started with a different config; resume with the saved one "
+                f"(EditSearchConfig.from_json(json.load(open('{cfg_path}'))['config'])) or use a new directory."
+            )
+    else:
+        cfg_path.write_text(json.dumps({"model": handle.name, "config": config.to_json()}, indent=2) + "\n")
+
+    cand_path = run_dir / "candidates.json"
+    if cand_path.exists():
+        candidates = [tuple(c) for c in json.loads(cand_path.read_text())]
+    else:
+        candidates = resolve_candidates(handle, config)
+        cand_path.write_text(json.dumps(candidates) + "\n")
+
+    jsonl = run_dir / "search.jsonl"
+    records = read_records(jsonl)
+    done = {r["key"]: r for r in records}
+
+    def evaluate(edits, stage: str) -> dict:
+        key = edit_key(edits)
+        if key in done:
+            return done[key]
+        rec = {"stage": stage, **evaluate_dev(handle, config, edits)}
+        _append(jsonl, rec)
+        done[key] = rec
+        records.append(rec)
+        if on_record:
+            on_record(rec)
+        return rec
+
+    singles = [(layer, head, c, a) for layer, head, c in candidates for a in config.alphas]
+    total = 1 + len(singles) + max(config.n_combine - 1, 0)
+    bar = tqdm(total=total, desc=f"edit search {handle.name}", unit="eval", disable=not progress)
+    baseline = evaluate([], "baseline")
+    bar.update(1)
+    for edit in singles:
+        evaluate([edit], "single")
+        bar.update(1)
+        bar.set_postfix(best=f"{_best(records)['score']:.3f}", base=f"{baseline['score']:.3f}")
+
+    # greedy combination of the best single edits (best α per component, beating the baseline)
+    single_recs = [done[edit_key([e])] for e in singles]
+    per_comp: dict[tuple, dict] = {}
+    for r in sorted(single_recs, key=lambda r: (-r["score"], -r["margin"])):
+        per_comp.setdefault(tuple(r["edits"][0][:3]), r)
+    top = [r for r in per_comp.values() if r["score"] > baseline["score"]][: config.n_combine]
+    if top:
+        current = top[0]
+        for r in top[1:]:
+            trial = evaluate([tuple(e) for e in current["edits"]] + [tuple(r["edits"][0])], "combo")
+            bar.update(1)
+            if (trial["score"], trial["margin"]) > (current["score"], current["margin"]):
+                current = trial
+            bar.set_postfix(best=f"{_best(records)['score']:.3f}", base=f"{baseline['score']:.3f}")
+    bar.close()
+
+    best = _best([r for r in records if r["model"] == handle.name])
+    result = EditSearchResult(run_dir=run_dir, baseline=baseline, best=best, records=records)
+    if best["edits"] and best["score"] > baseline["score"]:
+        spec = EditSpec.build(handle, [tuple(e) for e in best["edits"]], note=f"edit search {best['key']}")
+        result.spec_path = spec.save(run_dir / "best_edit.json")
+    if report and result.spec_path is not None:
+        _final_report(handle, config, result, texts)
+    from probes.runs import write_sidecar
+
+    write_sidecar(
+        run_dir,
+        command="edit search",
+        config=config,
+        model=handle.name,
+        pack_sha256=handle.pack_sha256,
+        seed=config.seed,
+        started=started,
+        extra={"n_records": len(records), "best": best["key"], "best_dev_score": best["score"]},
+    )
+    return result
+
+
+def _final_report(handle, config: EditSearchConfig, result: EditSearchResult, texts) -> None:
+    from probes.runs import write_table
+
+    spec = EditSpec.load(result.spec_path)
+    before = side_effects(handle, config, texts)
+    with spec.apply(handle):
+        after = side_effects(handle, config, texts)
+    table = pd.DataFrame(
+        {
+            "n_items": before["by_n"]["n_items"].astype(int),
+            "accuracy_before": before["by_n"]["accuracy_items"],
+            "accuracy_after": after["by_n"]["accuracy_items"].to_numpy(),
+        }
+    )
+    table["gain_pp"] = 100 * (table["accuracy_after"] - table["accuracy_before"])
+    write_table(table, result.run_dir / "test_by_n.parquet")
+    top = table.loc[table["gain_pp"].idxmax()]
+    rep = {
+        "best_edit": result.best["edits"],
+        "dev_score_before": result.baseline["score"],
+        "dev_score_after": result.best["score"],
+        "test_accuracy_by_n": {
+            str(int(r.n_items)): [float(r.accuracy_before), float(r.accuracy_after)]
+            for r in table.itertuples()
+        },
+        "max_gain_pp": float(top["gain_pp"]),
+        "max_gain_n": int(top["n_items"]),
+        "ioi_logit_diff": [before["ioi_logit_diff"], after["ioi_logit_diff"]],
+        "lm_loss": [before["lm_loss"], after["lm_loss"]],
+        "lm_loss_rel_change_pct": 100 * (after["lm_loss"] - before["lm_loss"]) / before["lm_loss"],
+    }
+    (result.run_dir / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    result.report = rep
+    result.test_by_n = table
