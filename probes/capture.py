@@ -56,12 +56,22 @@ def _envoy(root, path: str):
     return env
 
 
-def _module_path(hf_model, module) -> str:
-    """Dotted path of ``module`` in the plain HF tree (TransformerLens bridge wrappers skipped,
-    matching the nnsight envoy tree, which ``ModelHandle.tl`` builds before wrapping)."""
-    for name, mod in hf_model.named_modules():
+def _module_path(lm, hf_model, module) -> str:
+    """Dotted path of ``module`` in the nnsight envoy tree of ``lm``.
+
+    Once ``ModelHandle.tl`` is built the TransformerLens bridge has wrapped HF submodules in place, so a
+    module can be reachable under several names (``..._original_component.o_proj``, a bridge alias such
+    as ``attn.o``); the envoy tree mirrors the plain HF tree (the handle builds it first), so take the
+    first name, with the bridge wrappers skipped, that resolves there.
+    """
+    for name, mod in hf_model.named_modules(remove_duplicate=False):
         if mod is module:
-            return name.replace("._original_component", "")
+            plain = name.replace("._original_component", "")
+            try:
+                _envoy(lm, plain)
+            except (AttributeError, IndexError):
+                continue
+            return plain
     raise InputError(f"Module {type(module).__name__} is not part of the model.")
 
 
@@ -74,9 +84,9 @@ def _run_nnsight(handle: ModelHandle, ids: Tensor, sites: list[Site], truncate: 
     layers = decoder_layers(handle.hf)
     paths = {}
     for s in sites:
-        layer_path = _module_path(handle.hf, layers[s.layer])
+        layer_path = _module_path(lm, handle.hf, layers[s.layer])
         if s.kind in ("z", "head_out", "attn_out"):
-            paths[s] = _module_path(handle.hf, out_proj(layers[s.layer]))
+            paths[s] = _module_path(lm, handle.hf, out_proj(layers[s.layer]))
         elif s.kind == "mlp_out":
             paths[s] = layer_path + ".mlp"
         else:

@@ -1,7 +1,7 @@
 """Mean next-token cross-entropy of a model on raw text (a side-effect check for weight edits).
 
 Texts are tokenized without a chat template (the tokenizer's own specials, e.g. BOS, are added),
-truncated to ``max_tokens`` tokens each, right-padded and batched; padded positions are masked out of
+truncated to ``max_tokens`` tokens each (at most the model's context length), right-padded and batched; padded positions are masked out of
 both the attention and the loss. The result is the token-weighted mean over every predicted token of
 every text (nats per token).
 
@@ -30,6 +30,9 @@ def lm_token_losses(handle, texts: list[str], *, max_tokens: int = 256, batch_si
         raise InputError(f"max_tokens must be >= 2 (one token of context, one to predict), got {max_tokens}.")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+    n_ctx = handle.info.n_ctx
+    if n_ctx is not None and max_tokens > n_ctx:
+        max_tokens = n_ctx  # a model with learned positions cannot see past its context
     ids, lengths = handle.tokenize(texts, chat=False)
     lengths = lengths.clamp(max=max_tokens)
     if int(lengths.max()) < 2:

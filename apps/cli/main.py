@@ -7,7 +7,8 @@ import sys
 import typer
 from rich.console import Console
 
-from apps.cli import channels, compare, demo, laundry, models
+from apps.cli import align, attack, channels, compare, demo, edit, laundry, models, refusal
+from apps.cli import app as app_cmd
 from probes.errors import SubspaceLensError
 
 app = typer.Typer(
@@ -19,7 +20,12 @@ app.add_typer(models.app, name="models")
 app.add_typer(laundry.app, name="laundry")
 app.add_typer(channels.app, name="channels")
 app.add_typer(compare.app, name="compare")
+app.add_typer(refusal.app, name="refusal")
+app.add_typer(attack.app, name="attack")
+app.add_typer(edit.app, name="edit")
+app.add_typer(align.app, name="align")
 app.command("demo")(demo.demo)
+app.command("app")(app_cmd.app)
 
 
 def main() -> None:

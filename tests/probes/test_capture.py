@@ -187,3 +187,16 @@ def test_backends_agree_on_gemma3_with_post_norms():
     for site in a.sites:
         torch.testing.assert_close(a[site], b[site], atol=1e-5, rtol=0)
     torch.testing.assert_close(a["head_out.1"].sum(-2), a["attn_out.1"], atol=1e-5, rtol=0)
+
+
+def test_nnsight_capture_after_the_bridge_wrapped_the_organism():
+    """GPT-2 (Conv1D ``c_proj``, bridge alias ``attn.o``): nnsight still finds the plain HF modules."""
+    from probes.loading import load_model
+
+    handle = load_model("organism", backend="tl")
+    handle.tl  # noqa: B018 -- build the bridge first: it wraps HF modules in place
+    sites = ["z.0", "head_out.2", "attn_out.0", "mlp_out.1", "resid_post.1"]
+    a = capture(handle, ["Mary gave the ball to John ."], sites, backend="nnsight", progress=False)
+    b = capture(handle, ["Mary gave the ball to John ."], sites, backend="tl", progress=False)
+    for s in sites:
+        assert (a[s] - b[s]).abs().max().item() < 1e-5, s

@@ -51,3 +51,13 @@ def test_heldout_sample_loads():
 
     paras = heldout_texts()
     assert len(paras) >= 8 and sum(len(p.split()) for p in paras) > 1000
+
+
+def test_texts_longer_than_the_context_are_truncated_to_it():
+    """The organism (learned positions, 96 of them) scores a long text instead of failing."""
+    from probes.loading import load_model
+
+    handle = load_model("organism")
+    text = " ".join(["Mary gave the ball to John ."] * 40)
+    assert handle.info.n_ctx is not None and len(handle.tokenize([text], chat=False)[0][0]) > handle.info.n_ctx
+    assert lm_loss(handle, [text], max_tokens=1000) > 0

@@ -1,0 +1,427 @@
+"""``run_alignment``: the 3D <-> text alignment experiment of Hadgi et al. on procedural shapes.
+
+One pool of ``max(n_anchors) + n_query`` captioned shapes (``eval`` split, :func:`make_shapes`) is
+encoded once per encoder. For every seed (seeded disjoint anchor / query split and candidate shuffle),
+every anchor count and every method, the query shapes and query captions are scored against each other
+and evaluated with top-1/top-5 retrieval in both directions and Hungarian matching
+(:mod:`analysis.alignment.retrieval`). Subspace methods fit one CCA per (seed, anchor count) at the
+largest ``d`` and use its leading ``d`` directions for each ``d`` of the sweep (canonical directions are
+nested). The ``*_label`` columns count a hit when the retrieved item has the same captioned attributes
+(:func:`~analysis.alignment.shapes.attribute_key`), since several queries may share a caption meaning.
+
+>>> cfg = AlignmentConfig(encoders_text=["tfidf"], n_anchors=[60], n_query=20, dims=[2, 4],
+...                       seeds=[0], n_semantic=0, n_points=128)
+>>> df = run_alignment(cfg)
+>>> sorted(df.method.unique())
+['affine', 'cca', 'cca_affine', 'cca_local_cka', 'local_cka']
+>>> len(df)
+8
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probes.errors import InputError
+
+from .align import FULL_METHODS, METHODS, SUBSPACE_METHODS, alignment_scores, fit_cca
+from .encoders import ENCODERS_3D, ENCODERS_TEXT, encode_captions, encode_clouds
+from .retrieval import label_chance, retrieval_metrics
+from .shapes import FAMILIES, anchor_query_split, make_shapes
+
+__all__ = [
+    "AlignmentConfig",
+    "AlignmentResults",
+    "load_config",
+    "run_alignment",
+    "run_experiment",
+    "summary_table",
+    "write_run",
+]
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, message)``, called after each step."""
+
+METRIC_COLUMNS = ("t2s_top1", "t2s_top5", "s2t_top1", "s2t_top5", "matching")
+
+
+@dataclass
+class AlignmentConfig:
+    """Settings of :func:`run_alignment` (``sublens align run CONFIG.toml`` maps its keys onto these)."""
+
+    seed: int = 0  # seed of the shape pool (the eval split)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # split + candidate-shuffle seeds
+    encoders_3d: list[str] = field(default_factory=lambda: ["pointnet"])  # of ENCODERS_3D
+    encoders_text: list[str] = field(default_factory=lambda: ["minilm"])  # of ENCODERS_TEXT
+    n_anchors: list[int] = field(default_factory=lambda: [1000, 4000, 16000])  # anchor-count sweep
+    n_query: int = 500  # query pairs (shapes x captions to match / retrieve)
+    dims: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128])  # CCA subspace sweep
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # of align.METHODS
+    n_points: int = 1024  # points per cloud
+    families: list[str] | None = None  # shape families (None: all)
+    cca_reg: float = 1e-2  # CCA ridge, relative to the mean covariance eigenvalue
+    ridge: float = 1e-3  # affine-map ridge, relative (0: plain least squares)
+    n_semantic: int = 200  # query shapes for the semantics-vs-geometry check (0: skip)
+    semantic_d: int | None = None  # subspace dimension of that check (None: best d for cca_affine)
+    pointnet_weights: str | None = None  # stem of in-house PointNet weights (None: committed ones)
+    modelnet_checkpoint: str | None = None  # ModelNet40 PointNet checkpoint (None: shared default)
+    lm_model: str = "smollm2-135m-instruct"  # packaged LM of the 'smollm2' text encoder
+    lm_layer: int | None = None  # its resid_post layer (None: middle)
+    tfidf_dim: int = 128  # width of the 'tfidf' text encoder
+    threads: int = 1  # torch threads during the run
+
+    def __post_init__(self) -> None:
+        def ints(name: str, lo: int) -> list[int]:
+            vals = getattr(self, name)
+            if isinstance(vals, int | str) or not vals:
+                raise InputError(f"{name} must be a non-empty list of integers, got {vals!r}.")
+            bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo]
+            if bad:
+                raise InputError(f"{name} must hold integers >= {lo}, got {bad}.")
+            return sorted({int(v) for v in vals})
+
+        self.seeds = ints("seeds", 0)
+        self.n_anchors = ints("n_anchors", 3)
+        self.dims = ints("dims", 1)
+        for name, allowed in (
+            ("encoders_3d", ENCODERS_3D),
+            ("encoders_text", ENCODERS_TEXT),
+            ("methods", METHODS),
+        ):
+            vals = getattr(self, name)
+            if isinstance(vals, str) or not vals:
+                raise InputError(f"{name} must be a non-empty list, got {vals!r}.")
+            bad = [v for v in vals if v not in allowed]
+            if bad:
+                raise InputError(f"{name}: unknown {bad}; choose from {', '.join(allowed)}.")
+        for name in ("n_query", "n_points", "threads", "tfidf_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{name} must be a positive integer, got {v!r}.")
+        if self.n_query < 5:
+            raise InputError(f"n_query must be >= 5 (top-5 retrieval), got {self.n_query}.")
+        if isinstance(self.n_semantic, bool) or not isinstance(self.n_semantic, int) or self.n_semantic < 0:
+            raise InputError(f"n_semantic must be an integer >= 0, got {self.n_semantic!r}.")
+        if 0 < self.n_semantic < 3:
+            raise InputError(f"n_semantic must be 0 (skip) or >= 3, got {self.n_semantic}.")
+        self.n_semantic = min(self.n_semantic, self.n_query)
+        if self.families is not None:
+            bad = [f for f in self.families if f not in FAMILIES]
+            if bad or not self.families:
+                raise InputError(
+                    f"families: unknown {bad or '(empty)'}; choose from {', '.join(FAMILIES)} or omit."
+                )
+        for name in ("cca_reg", "ridge"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+                raise InputError(f"{name} must be a finite number >= 0, got {v!r}.")
+
+    @property
+    def n_pool(self) -> int:
+        """Shapes generated: the largest anchor count plus the queries."""
+        return max(self.n_anchors) + self.n_query
+
+
+def load_config(path: str | Path) -> AlignmentConfig:
+    """Read an :class:`AlignmentConfig` from a TOML file (top-level keys = field names).
+
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "c.toml")
+    >>> _ = open(f, "w").write("n_query = 50\\nn_anchors = [100, 200]\\n")
+    >>> load_config(f).n_anchors
+    [100, 200]
+    """
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            f"config file {str(p)!r} does not exist; pass a TOML file (see AlignmentConfig's fields)."
+        )
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"config file {str(p)!r} is not valid TOML: {err}.") from None
+    known = set(AlignmentConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(
+            f"config file {str(p)!r}: unknown keys {unknown}; allowed: {', '.join(sorted(known))}."
+        )
+    try:
+        return AlignmentConfig(**data)
+    except TypeError as err:
+        raise InputError(f"config file {str(p)!r}: {err}.") from None
+
+
+@dataclass
+class AlignmentResults:
+    """Tables of one run: ``results`` (one row per encoders x seed x anchors x method x d), ``diagnostics``
+    (raw linear CKA and chance levels), ``semantics`` (semantics vs geometry), an example shape."""
+
+    results: pd.DataFrame
+    diagnostics: pd.DataFrame
+    semantics: pd.DataFrame
+    example_points: np.ndarray
+    example_caption: str
+    seconds: dict = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"results": self.results, "diagnostics": self.diagnostics, "semantics": self.semantics}
+
+
+def summary_table(results: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS) -> pd.DataFrame:
+    """Mean and sd over seeds of each metric, per encoders x method x anchors x d (``d = 0``: full space).
+
+    >>> df = pd.DataFrame({"encoder_3d": "p", "encoder_text": "t", "method": "affine", "n_anchors": 10,
+    ...                    "d": None, "seed": [0, 1], "matching": [0.1, 0.3]})
+    >>> summary_table(df, ("matching",))[["matching_mean", "matching_sd"]].round(4).values.tolist()
+    [[0.2, 0.1414]]
+    """
+    keys = ["encoder_3d", "encoder_text", "method", "n_anchors", "d"]
+    df = results.assign(d=results["d"].fillna(0).astype(int))
+    g = df.groupby(keys, sort=False)
+    out = g.size().rename("n_seeds").reset_index()
+    for m in metrics:
+        out[f"{m}_mean"] = g[m].mean().to_numpy()
+        out[f"{m}_sd"] = g[m].std().fillna(0.0).to_numpy()
+    return out
+
+
+def _encode(
+    cfg: AlignmentConfig, points: np.ndarray, captions: list[str], progress: Progress | None
+) -> tuple[dict, dict]:
+    names = [*cfg.encoders_3d, *cfg.encoders_text]
+    xs, ys = {}, {}
+    for i, name in enumerate(names):
+        if progress:
+            progress(
+                i,
+                len(names),
+                f"encoding {len(points)} {'shapes' if name in cfg.encoders_3d else 'captions'} with {name}",
+            )
+        if name in cfg.encoders_3d:
+            xs[name] = encode_clouds(
+                name,
+                points,
+                pointnet_weights=cfg.pointnet_weights,
+                modelnet_checkpoint=cfg.modelnet_checkpoint,
+            )
+        else:
+            ys[name] = encode_captions(
+                name, captions, lm_model=cfg.lm_model, lm_layer=cfg.lm_layer, dim=cfg.tfidf_dim
+            )
+    to_np = lambda d: {k: v.double().numpy() for k, v in d.items()}  # noqa: E731
+    return to_np(xs), to_np(ys)
+
+
+def run_experiment(
+    config: AlignmentConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    features: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> AlignmentResults:
+    """Generate, encode, align and evaluate; see the module docstring. ``features`` = precomputed
+    ``({name: X [n_pool, p]}, {name: Y [n_pool, q]})`` skips the encoders (for tests and reuse)."""
+    from analysis.similarity import linear_cka
+
+    from .semantics import semantics_vs_geometry
+
+    cfg = config or AlignmentConfig()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    seconds: dict[str, float] = {}
+    try:
+        t0 = time.time()
+        pool = make_shapes(
+            cfg.n_pool, seed=cfg.seed, split="eval", n_points=cfg.n_points, families=cfg.families
+        )
+        seconds["shapes"] = time.time() - t0
+        t0 = time.time()
+        if features is None:
+            xs, ys = _encode(cfg, pool.points, pool.captions, progress)
+        else:
+            xs, ys = ({k: np.asarray(v, dtype=np.float64) for k, v in f.items()} for f in features)
+            for name, arr in (*xs.items(), *ys.items()):
+                if arr.ndim != 2 or len(arr) != cfg.n_pool:
+                    raise InputError(
+                        f"features {name!r} have shape {arr.shape}; need [{cfg.n_pool}, dim] (one row per pool shape)."
+                    )
+        seconds["encode"] = time.time() - t0
+        labels = pool.attributes["key"].to_numpy()
+        pairs = [(a, b) for a in xs for b in ys]
+        n_steps = len(pairs) * len(cfg.seeds) * len(cfg.n_anchors)
+        done = 0
+        rows, diag = [], []
+        t0 = time.time()
+        for e3, et in pairs:
+            x_all, y_all = xs[e3], ys[et]
+            upper = min(x_all.shape[1], y_all.shape[1])
+            dims = [d for d in cfg.dims if d <= upper]
+            for seed in cfg.seeds:
+                for n_a in cfg.n_anchors:
+                    anchors, queries = anchor_query_split(cfg.n_pool, cfg.n_query, n_a, seed=seed)
+                    xa, ya, xq, yq = x_all[anchors], y_all[anchors], x_all[queries], y_all[queries]
+                    lab = labels[queries]
+                    base = {"encoder_3d": e3, "encoder_text": et, "seed": seed, "n_anchors": n_a}
+                    diag.append(
+                        {
+                            **base,
+                            "raw_linear_cka": linear_cka(xq, yq),
+                            "chance_top1": 1 / cfg.n_query,
+                            "chance_top5": 5 / cfg.n_query,
+                            "chance_label": label_chance(lab),
+                        }
+                    )
+                    for method in (m for m in cfg.methods if m in FULL_METHODS):
+                        s = alignment_scores(method, xa, ya, xq, yq, ridge=cfg.ridge)
+                        rows.append(
+                            {
+                                **base,
+                                "method": method,
+                                "d": None,
+                                **retrieval_metrics(s, seed=seed, labels=lab),
+                            }
+                        )
+                    sub = [m for m in cfg.methods if m in SUBSPACE_METHODS]
+                    d_ok = [d for d in dims if d <= n_a - 1]
+                    if sub and d_ok:
+                        full = fit_cca(xa, ya, max(d_ok), reg=cfg.cca_reg, clip=True)
+                        for d in (d for d in d_ok if d <= full.d):  # dims above the numerical rank: skipped
+                            proj = type(full)(
+                                full.mean_x, full.mean_y, full.w_x[:, :d], full.w_y[:, :d], full.rho[:d]
+                            )
+                            for method in sub:
+                                s = alignment_scores(method, xa, ya, xq, yq, projection=proj, ridge=cfg.ridge)
+                                rows.append(
+                                    {
+                                        **base,
+                                        "method": method,
+                                        "d": d,
+                                        **retrieval_metrics(s, seed=seed, labels=lab),
+                                    }
+                                )
+                    done += 1
+                    if progress:
+                        progress(done, n_steps, f"{e3} x {et}: seed {seed}, {n_a} anchors")
+        seconds["align"] = time.time() - t0
+        if not rows:
+            raise InputError(
+                f"nothing to evaluate: every d in {cfg.dims} exceeds what the features/anchors support "
+                "(min(p, q, n_anchors - 1)); add smaller dims or a full-space method."
+            )
+        results = pd.DataFrame(rows)
+        results["d"] = results["d"].astype("Int64")
+        t0 = time.time()
+        sem = (
+            _semantics(cfg, pool, xs, ys, results, semantics_vs_geometry)
+            if cfg.n_semantic
+            else pd.DataFrame()
+        )
+        seconds["semantics"] = time.time() - t0
+    finally:
+        torch.set_num_threads(old_threads)
+    return AlignmentResults(results, pd.DataFrame(diag), sem, pool.points[0], pool.captions[0], seconds)
+
+
+def _semantics(cfg, pool, xs, ys, results, semantics_vs_geometry) -> pd.DataFrame:
+    """Semantics vs geometry on the first ``n_semantic`` queries of the first seed, largest anchor count."""
+    seed, n_a = cfg.seeds[0], max(cfg.n_anchors)
+    anchors, queries = anchor_query_split(cfg.n_pool, cfg.n_query, n_a, seed=seed)
+    q = queries[: cfg.n_semantic]
+    frames = []
+    for e3 in xs:
+        for et in ys:
+            spaces = {f"raw {e3}": xs[e3][q], f"raw {et}": ys[et][q]}
+            d = cfg.semantic_d
+            if d is None:
+                r = results[
+                    (results.encoder_3d == e3)
+                    & (results.encoder_text == et)
+                    & (results.method == "cca_affine")
+                ]
+                d = int(r.groupby("d")["t2s_top1"].mean().idxmax()) if len(r) else min(cfg.dims)
+            d = min(d, xs[e3].shape[1], ys[et].shape[1], n_a - 1)
+            proj = fit_cca(xs[e3][anchors], ys[et][anchors], d, reg=cfg.cca_reg, clip=True)
+            d = proj.d
+            spaces[f"cca{d} {e3}"] = proj.transform_x(xs[e3][q]).numpy()
+            spaces[f"cca{d} {et}"] = proj.transform_y(ys[et][q]).numpy()
+            df = semantics_vs_geometry(pool.points[q], pool.attributes.iloc[q], spaces, seed=seed)
+            frames.append(df.assign(encoder_3d=e3, encoder_text=et, d=d))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_alignment(config: AlignmentConfig | None = None, *, progress: Progress | None = None) -> pd.DataFrame:
+    """The tidy results table of :func:`run_experiment` (columns: encoders, seed, n_anchors, method, d,
+    ``t2s_top1/top5``, ``s2t_top1/top5``, ``matching`` and their ``*_label`` variants)."""
+    return run_experiment(config, progress=progress).results
+
+
+def write_run(
+    res: AlignmentResults,
+    config: AlignmentConfig,
+    *,
+    root: str | Path | None = None,
+    started: float | None = None,
+) -> Path:
+    """Write a run directory: parquet tables, ``summary.parquet``, HTML figures and ``run.json``."""
+    from probes.runs import new_run_dir, write_sidecar, write_table
+
+    from .figures import point_cloud_figure, retrieval_vs_anchors_figure, retrieval_vs_d_figure
+
+    run_dir = new_run_dir("align", config, root=root)
+    for name, df in res.tables().items():
+        if len(df):
+            write_table(df, run_dir / f"{name}.parquet")
+    write_table(summary_table(res.results), run_dir / "summary.parquet")
+    figs = {
+        "retrieval_vs_d": retrieval_vs_d_figure(res.results),
+        "retrieval_vs_anchors": retrieval_vs_anchors_figure(res.results),
+        "matching_vs_d": retrieval_vs_d_figure(res.results, "matching"),
+        "example_shape": point_cloud_figure(res.example_points, res.example_caption),
+    }
+    for name, fig in figs.items():
+        fig.write_html(run_dir / f"{name}.html", include_plotlyjs="directory")
+    write_sidecar(
+        run_dir,
+        command="align run",
+        config=asdict(config),
+        seed=config.seed,
+        started=started,
+        extra={
+            "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
+            "weights_sha256": _weight_hashes(config),
+        },
+    )
+    return run_dir
+
+
+def _weight_hashes(cfg: AlignmentConfig) -> dict[str, str | None]:
+    """SHA-256 of the weights behind each encoder of ``cfg`` (None where not applicable or missing)."""
+    from probes.packs import sha256_file
+    from probes.text_encoders import MINILM
+
+    from .pointnet import DEFAULT_WEIGHTS, default_modelnet_checkpoint
+
+    paths = {
+        "pointnet": Path(cfg.pointnet_weights or DEFAULT_WEIGHTS).with_suffix(".safetensors"),
+        "modelnet": Path(cfg.modelnet_checkpoint)
+        if cfg.modelnet_checkpoint
+        else default_modelnet_checkpoint(),
+    }
+    out: dict[str, str | None] = {}
+    for name in [*cfg.encoders_3d, *cfg.encoders_text]:
+        if name == "minilm":
+            out[name] = MINILM.files["model.safetensors"].sha256
+        elif name in paths:
+            out[name] = sha256_file(paths[name]) if paths[name].is_file() else None
+        else:
+            out[name] = None  # smollm2: see the pack registry; tfidf: no weights
+    return out

@@ -1,0 +1,1 @@
+"""Committed weights of the in-house PointNet (``pointnet.safetensors`` + ``pointnet.json``), shipped as package data."""

@@ -1,0 +1,430 @@
+"""GCG-style discrete optimiser over an adversarial suffix placed right after the user's instruction.
+
+The prompt is split into three token slots: ``prefix`` (chat template up to and including the
+instruction), the optimised ``suffix`` (``n_tokens`` ids) and ``post`` (end of the user turn plus the
+assistant header). An objective (see :mod:`analysis.rerouting.losses`) says which activations it needs:
+residual streams at some layers (the forward stops after the last of them: a forward hook raises once
+that block has run, which is exact), attention patterns at some layers (eager attention is switched on
+for that forward only), or full logits with extra target ids appended (GCG).
+
+One step: one-hot gradient of the loss at the best buffer entry, the top-k tokens per position by
+negative gradient, ``search_width`` candidates that each swap ``n_replace`` random positions, filtered
+(no special tokens, optional ASCII only, decode→encode stable), evaluated in batches; the buffer keeps
+the best ``buffer_size`` distinct suffixes. ``n_replace`` shrinks as the loss falls (SSR's rule).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from probes.errors import InputError
+from probes.handle import ModelHandle
+from probes.sites import decoder_layers
+
+_MARK = "\u2063SUFFIX\u2063"
+
+
+# -- prompt slots --------------------------------------------------------------------------------------
+@dataclass
+class PromptSlots:
+    """Token ids around the suffix: ``prefix + suffix + post (+ extra)``."""
+
+    prefix: Int[Tensor, " n_prefix"]
+    post: Int[Tensor, " n_post"]
+
+    def assemble(self, suffix: Int[Tensor, "batch n_tokens"], extra: Tensor | None = None) -> Tensor:
+        b = suffix.shape[0]
+        parts = [self.prefix.expand(b, -1), suffix, self.post.expand(b, -1)]
+        if extra is not None and extra.numel():
+            parts.append(extra.to(suffix.device).expand(b, -1))
+        return torch.cat(parts, dim=1)
+
+    def suffix_slice(self, n_tokens: int) -> slice:
+        start = self.prefix.shape[0]
+        return slice(start, start + n_tokens)
+
+
+def prompt_slots(handle: ModelHandle, instruction: str, chat: bool = True) -> PromptSlots:
+    """Split the chat-formatted prompt around the suffix position (right after ``instruction``)."""
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise InputError("instruction must be a non-empty string.")
+    use_chat = chat and handle.has_chat_template
+    text = handle.format_prompt(instruction + _MARK, chat=chat)
+    if text.count(_MARK) != 1:
+        raise InputError("The chat template altered the suffix marker; cannot place the suffix.")
+    before, after = text.split(_MARK)
+    tok = handle.tokenizer
+    prefix = tok.encode(before, add_special_tokens=not use_chat)
+    post = tok.encode(after, add_special_tokens=False) if after else []
+    dev = handle.device
+    return PromptSlots(torch.tensor(prefix, device=dev), torch.tensor(post, dtype=torch.long, device=dev))
+
+
+# -- token filters -------------------------------------------------------------------------------------
+_ALLOWED_CACHE: dict[tuple[int, bool], Tensor] = {}
+
+
+def special_ids(tokenizer) -> set[int]:
+    ids = set(tokenizer.all_special_ids or [])
+    for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(t, "special", False):
+            ids.add(int(i))
+    return ids
+
+
+def allowed_tokens(tokenizer, vocab_size: int, ascii_only: bool = True) -> Tensor:
+    """Bool mask over the model vocabulary: no special tokens, no empty decodes, optionally ASCII only."""
+    key = (id(tokenizer), ascii_only, vocab_size)
+    if key in _ALLOWED_CACHE:
+        return _ALLOWED_CACHE[key]
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    n = min(len(tokenizer), vocab_size)
+    mask[:n] = True
+    for i in special_ids(tokenizer):
+        if i < vocab_size:
+            mask[i] = False
+    texts = tokenizer.batch_decode([[i] for i in range(n)])
+    for i, s in enumerate(texts):
+        if not s.strip() or (ascii_only and not (s.isascii() and s.isprintable())) or "\ufffd" in s:
+            mask[i] = False
+    if not mask.any():
+        raise InputError("No token survives the filters (special/ASCII): the vocabulary cannot be searched.")
+    _ALLOWED_CACHE[key] = mask
+    return mask
+
+
+def retokenises(tokenizer, ids: list[int]) -> bool:
+    """True when ``encode(decode(ids)) == ids`` (the suffix survives a round trip through text)."""
+    return tokenizer.encode(tokenizer.decode(ids), add_special_tokens=False) == list(ids)
+
+
+def sample_candidates(
+    ids: Int[Tensor, " n_tokens"],
+    grad: Float[Tensor, "n_tokens vocab"],
+    allowed: Tensor,
+    width: int,
+    topk: int,
+    n_replace: int,
+    generator: torch.Generator,
+) -> Int[Tensor, "width n_tokens"]:
+    """``width`` copies of ``ids``, each with ``n_replace`` random positions set to a random one of that
+    position's top-``topk`` allowed tokens by negative gradient."""
+    n = ids.shape[0]
+    n_replace = max(1, min(n_replace, n))
+    g = grad.detach().float().cpu().clone()
+    g[:, ~allowed[: g.shape[1]]] = math.inf
+    k = max(1, min(topk, int(allowed.sum())))
+    top = (-g).topk(k, dim=1).indices  # (n, k)
+    cand = ids.cpu().repeat(width, 1)
+    pos = torch.argsort(torch.rand(width, n, generator=generator), dim=1)[:, :n_replace]
+    choice = torch.randint(0, k, (width, n_replace), generator=generator)
+    cand.scatter_(1, pos, top[pos, choice])
+    return cand
+
+
+def filter_candidates(tokenizer, cand: Tensor, seen: set[tuple[int, ...]] | None = None) -> Tensor:
+    """Drop candidates that do not survive decode→encode, and duplicates (of each other and ``seen``)."""
+    keep, out = set(seen or ()), []
+    for row in cand.tolist():
+        t = tuple(row)
+        if t in keep or not retokenises(tokenizer, row):
+            continue
+        keep.add(t)
+        out.append(row)
+    return torch.tensor(out, dtype=torch.long).reshape(-1, cand.shape[1])
+
+
+# -- truncated forward ---------------------------------------------------------------------------------
+class _Stop(Exception):
+    pass
+
+
+@dataclass
+class Forward:
+    """What one batched forward produced for an objective."""
+
+    resid: dict[int, Float[Tensor, "batch pos d_model"]] = field(default_factory=dict)  # resid_post
+    attn: dict[int, Float[Tensor, "batch head q k"]] = field(default_factory=dict)  # attention patterns
+    logits: Float[Tensor, "batch pos vocab"] | None = None
+    logits_start: int = 0  # sequence position of ``logits[:, 0]`` (only the last positions are kept)
+    suffix: slice = field(default_factory=lambda: slice(0, 0))  # suffix positions
+    extra_start: int = 0  # first position of the appended extra ids (GCG target)
+
+
+@contextmanager
+def eager_attention(hf):
+    """Switch the model to eager attention (which returns patterns) for the duration of the block."""
+    prev = getattr(hf.config, "_attn_implementation", None)
+    if prev in (None, "eager"):
+        yield
+        return
+    hf.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        hf.set_attn_implementation(prev)
+
+
+def run_forward(
+    handle: ModelHandle,
+    embeds: Float[Tensor, "batch pos d_model"],
+    resid_layers: list[int] = (),
+    attn_layers: list[int] = (),
+    logits: bool = False,
+    logits_last: int | None = None,
+) -> Forward:
+    """Run ``handle.hf`` on input embeddings; stop after the last requested layer unless ``logits``.
+
+    ``logits_last`` keeps logits for the last that many positions only (``Forward.logits_start`` says
+    where they begin): the unembedding at every position is most of a small model's forward otherwise.
+    """
+    blocks = decoder_layers(handle.hf)
+    out = Forward()
+    stop_at = None if logits else max([*resid_layers, *attn_layers], default=None)
+    hooks = []
+
+    def resid_hook(layer):
+        def fn(_m, _i, o):
+            out.resid[layer] = o[0] if isinstance(o, tuple) else o
+            if layer == stop_at:
+                raise _Stop
+
+        return fn
+
+    def attn_hook(layer):
+        def fn(_m, _i, o):
+            out.attn[layer] = o[1]
+
+        return fn
+
+    try:
+        for layer in sorted(set(attn_layers)):
+            blk = blocks[layer]
+            attn = getattr(blk, "self_attn", None) or getattr(blk, "attn", None)
+            hooks.append(attn.register_forward_hook(attn_hook(layer)))
+        for layer in sorted(set(resid_layers) | ({stop_at} if stop_at is not None else set())):
+            hooks.append(blocks[layer].register_forward_hook(resid_hook(layer)))
+        ctx = eager_attention(handle.hf) if attn_layers else _null()
+        with ctx:
+            try:
+                kw = {"logits_to_keep": int(logits_last)} if logits and logits_last else {}
+                res = handle.hf(inputs_embeds=embeds, use_cache=False, **kw)
+                out.logits = res.logits
+                out.logits_start = embeds.shape[1] - res.logits.shape[1]
+            except _Stop:
+                pass
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+@contextmanager
+def _null():
+    yield
+
+
+# -- objectives ----------------------------------------------------------------------------------------
+class Objective:
+    """What the optimiser minimises. Subclasses set the needs and implement :meth:`loss` (per row)."""
+
+    resid_layers: list[int] = []
+    attn_layers: list[int] = []
+    needs_logits: bool = False
+    extra_ids: Tensor | None = None  # ids appended after the prompt (GCG target)
+
+    def loss(self, fw: Forward) -> Float[Tensor, " batch"]:
+        raise NotImplementedError
+
+    def check(self, handle: ModelHandle) -> None:
+        for layer in [*self.resid_layers, *self.attn_layers]:
+            handle.check_layer(layer)
+
+
+# -- the search ----------------------------------------------------------------------------------------
+@dataclass
+class OptimiserConfig:
+    n_tokens: int = 5  # suffix length in tokens
+    steps: int = 30  # maximum optimisation steps
+    search_width: int = 64  # candidates sampled per step
+    topk: int = 64  # tokens kept per position by negative gradient
+    buffer_size: int = 8  # best distinct suffixes kept
+    replace_coefficient: float = 1.8  # n_replace = n * (best/initial)^(1/coef)
+    early_stop_loss: float | None = 0.05  # stop once the best loss is below this
+    ascii_only: bool = True  # restrict candidate tokens to printable ASCII
+    batch_size: int = 64  # candidates per forward
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("n_tokens", "steps", "search_width", "topk", "buffer_size", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1 and not (name == "steps" and v == 0):
+                raise InputError(f"{name} must be a positive integer, got {v!r}.")
+
+
+@dataclass
+class OptimiseResult:
+    best_ids: list[int]
+    best_suffix: str
+    best_loss: float
+    initial_loss: float
+    losses: list[float]  # best loss after each step
+    steps: int
+    stopped: str  # "early_stop", "max_steps" or "callback"
+    elapsed_s: float
+    buffer: list[tuple[float, list[int]]]
+
+
+def _embed_matrix(handle: ModelHandle) -> Tensor:
+    return handle.hf.get_input_embeddings().weight
+
+
+@torch.no_grad()
+def evaluate(
+    handle: ModelHandle, slots: PromptSlots, objective: Objective, cand: Tensor, batch_size: int = 64
+) -> Float[Tensor, " batch"]:
+    """Loss of each candidate suffix (rows of ``cand``), in batches."""
+    emb = handle.hf.get_input_embeddings()
+    n = cand.shape[1]
+    out = []
+    for i in range(0, cand.shape[0], batch_size):
+        ids = slots.assemble(cand[i : i + batch_size].to(handle.device), objective.extra_ids)
+        fw = _forward(handle, emb(ids), objective, slots, n)
+        out.append(objective.loss(fw).detach().float().cpu())
+    return torch.cat(out)
+
+
+def _forward(handle, embeds, objective: Objective, slots: PromptSlots, n: int) -> Forward:
+    n_extra = 0 if objective.extra_ids is None else int(objective.extra_ids.numel())
+    fw = run_forward(
+        handle,
+        embeds,
+        objective.resid_layers,
+        objective.attn_layers,
+        logits=objective.needs_logits,
+        logits_last=n_extra + 1 if n_extra else None,
+    )
+    fw.suffix = slots.suffix_slice(n)
+    fw.extra_start = slots.prefix.shape[0] + n + slots.post.shape[0]
+    return fw
+
+
+def token_gradient(
+    handle: ModelHandle, slots: PromptSlots, objective: Objective, ids: Int[Tensor, " n_tokens"]
+) -> Float[Tensor, "n_tokens vocab"]:
+    """∂loss/∂one-hot of the suffix tokens (through the embedding matrix)."""
+    W = _embed_matrix(handle)
+    emb = handle.hf.get_input_embeddings()
+    one_hot = torch.zeros(ids.shape[0], W.shape[0], device=W.device, dtype=W.dtype)
+    one_hot[torch.arange(ids.shape[0]), ids.to(W.device)] = 1.0
+    one_hot.requires_grad_(True)
+    with torch.no_grad():
+        pre = emb(slots.prefix[None])
+        post_ids = slots.post[None]
+        if objective.extra_ids is not None and objective.extra_ids.numel():
+            post_ids = torch.cat([post_ids, objective.extra_ids.to(post_ids.device)[None]], dim=1)
+        post = emb(post_ids)
+    embeds = torch.cat([pre, (one_hot @ W)[None], post], dim=1)
+    fw = _forward(handle, embeds, objective, slots, ids.shape[0])
+    (grad,) = torch.autograd.grad(objective.loss(fw).sum(), one_hot)
+    return grad
+
+
+def random_suffix(tokenizer, allowed: Tensor, n_tokens: int, generator: torch.Generator) -> list[int]:
+    """A random allowed suffix that survives decode→encode (up to 200 tries)."""
+    pool = allowed.nonzero().flatten()
+    for _ in range(200):
+        ids = pool[torch.randint(0, len(pool), (n_tokens,), generator=generator)].tolist()
+        if retokenises(tokenizer, ids):
+            return ids
+    raise InputError(f"Could not draw a retokenisation-stable random suffix of {n_tokens} tokens.")
+
+
+def optimise(
+    handle: ModelHandle,
+    instruction: str,
+    objective: Objective,
+    config: OptimiserConfig | None = None,
+    init: list[int] | None = None,
+    callback: Callable[[int, float, list[int]], bool] | None = None,
+) -> OptimiseResult:
+    """Minimise ``objective`` over a suffix of ``config.n_tokens`` tokens after ``instruction``.
+
+    ``callback(step, best_loss, best_ids)`` runs after each step; returning True stops the search.
+    """
+    cfg = config or OptimiserConfig()
+    cfg.validate()
+    objective.check(handle)
+    started = time.perf_counter()
+    tok = handle.tokenizer
+    g = torch.Generator().manual_seed(cfg.seed)
+    slots = prompt_slots(handle, instruction)
+    allowed = allowed_tokens(tok, _embed_matrix(handle).shape[0], cfg.ascii_only)
+    n = cfg.n_tokens
+    if init is not None and len(init) != n:
+        raise InputError(f"init has {len(init)} tokens but n_tokens is {n}.")
+    starts = [init] if init is not None else []
+    while len(starts) < min(cfg.buffer_size, 4):
+        starts.append(random_suffix(tok, allowed, n, g))
+    start = torch.tensor(starts, dtype=torch.long)
+    losses0 = evaluate(handle, slots, objective, start, cfg.batch_size)
+    buffer = sorted(zip(losses0.tolist(), start.tolist(), strict=True), key=lambda x: x[0])
+    buffer = _dedup(buffer)[: cfg.buffer_size]
+    initial = buffer[0][0]
+    history: list[float] = []
+    stopped = "max_steps"
+    n_replace = n
+    step = 0
+    if cfg.early_stop_loss is not None and initial < cfg.early_stop_loss:
+        stopped = "early_stop"
+    else:
+        for step in range(1, cfg.steps + 1):
+            best_ids = torch.tensor(buffer[0][1])
+            grad = token_gradient(handle, slots, objective, best_ids)
+            cand = sample_candidates(best_ids, grad, allowed, cfg.search_width, cfg.topk, n_replace, g)
+            cand = filter_candidates(tok, cand, {tuple(b[1]) for b in buffer})
+            if cand.shape[0]:
+                losses = evaluate(handle, slots, objective, cand, cfg.batch_size)
+                buffer = _dedup(sorted(buffer + list(zip(losses.tolist(), cand.tolist(), strict=True))))
+                buffer = buffer[: cfg.buffer_size]
+            best = buffer[0][0]
+            history.append(best)
+            if initial > 0:
+                ratio = min(max(best / initial, 0.0), 1.0)
+                n_replace = max(1, int(n * ratio ** (1.0 / cfg.replace_coefficient)))
+            if cfg.early_stop_loss is not None and best < cfg.early_stop_loss:
+                stopped = "early_stop"
+            if callback is not None and callback(step, best, buffer[0][1]):
+                stopped = "callback"
+            if stopped != "max_steps":
+                break
+    best_loss, best_ids = buffer[0]
+    return OptimiseResult(
+        best_ids=list(best_ids),
+        best_suffix=tok.decode(best_ids),
+        best_loss=float(best_loss),
+        initial_loss=float(initial),
+        losses=history,
+        steps=step,
+        stopped=stopped,
+        elapsed_s=time.perf_counter() - started,
+        buffer=[(float(v), list(i)) for v, i in buffer],
+    )
+
+
+def _dedup(buf: list[tuple[float, list[int]]]) -> list[tuple[float, list[int]]]:
+    seen, out = set(), []
+    for loss, ids in sorted(buf, key=lambda x: x[0]):
+        if tuple(ids) in seen:
+            continue
+        seen.add(tuple(ids))
+        out.append((loss, ids))
+    return out

@@ -1,0 +1,78 @@
+"""``sublens refusal fit MODEL``: refusal probes and directions per layer, ablation/addition checks, heads."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+
+from apps.cli.tables import print_frame
+
+app = typer.Typer(
+    help="Refusal subspaces: probes, difference-of-means directions, checks.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.command("fit")
+def fit(
+    model: str = typer.Argument(..., help="packaged model name or local path"),
+    n_train: int = typer.Option(100, help="train prompts per class (harmful / harmless)"),
+    n_val: int = typer.Option(39, help="validation prompts per class"),
+    layer: int = typer.Option(None, help="direction layer (default: best separation in the middle layers)"),
+    max_new_tokens: int = typer.Option(24, help="greedy tokens per completion for the refusal matcher"),
+    generate: bool = typer.Option(True, help="run the baseline / ablation / addition generation checks"),
+    data: str = typer.Option(
+        None, help="folder with harmful_train.json etc. (default: ../shared/data/refusal)"
+    ),
+    seed: int = typer.Option(0, help="probe fitting seed"),
+    out: str = typer.Option(None, help="run directory root (default ./runs)"),
+) -> None:
+    """Fit per-layer refusal probes and directions, check the chosen direction, and save a run."""
+    import torch
+
+    from analysis.refusal.pipeline import RefusalConfig, fit_refusal
+    from probes.datasets import shared_refusal_split
+    from probes.errors import InputError
+    from probes.loading import load_model
+    from probes.runs import new_run_dir, write_sidecar
+
+    if n_train < 2 or n_val < 1:
+        raise InputError(f"--n-train must be >= 2 and --n-val >= 1, got {n_train} and {n_val}.")
+    started = time.time()
+    cfg = RefusalConfig(
+        n_train=n_train, n_val=n_val, layer=layer, max_new_tokens=max_new_tokens, generate=generate, seed=seed
+    )
+    splits = {
+        name: shared_refusal_split(name, limit=n_train if name.endswith("train") else n_val, root=data)
+        for name in ("harmful_train", "harmless_train", "harmful_val", "harmless_val")
+    }
+    with console.status(f"loading {model} …"):
+        handle = load_model(model, backend="hf", progress=False)
+    torch.manual_seed(seed)
+    res = fit_refusal(handle, **splits, config=cfg)
+    run_dir = new_run_dir("refusal-fit", {"model": model, **cfg.__dict__}, root=out)
+    res.save(run_dir)
+    print_frame(res.probes.table, f"Refusal probe accuracy by layer ({handle.name})", console)
+    if not res.generations.empty:
+        print_frame(res.summary, f"Refusal rate (matcher; direction layer {res.layer})", console)
+    print_frame(res.heads.head(10), "Top heads writing the refusal direction", console)
+    write_sidecar(
+        run_dir,
+        command="refusal fit",
+        config=cfg,
+        model=handle.name,
+        pack_sha256=handle.pack_sha256,
+        seed=seed,
+        started=started,
+        extra={
+            "layer": res.layer,
+            "best_probe_layer": res.probes.best_layer,
+            "best_val_acc": float(res.probes.table["val_acc"].max()),
+            "sizes": {k: len(v) for k, v in splits.items()},
+            "timings": res.timings,
+        },
+    )
+    console.print(f"direction layer {res.layer}; best probe layer {res.probes.best_layer}")
+    console.print(f"results: {run_dir}")

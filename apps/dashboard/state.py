@@ -1,0 +1,220 @@
+"""Pure state logic of the dashboard: grid selection → (sender, receiver), input limits, grid layout.
+
+Nothing here imports Streamlit, so it is unit-tested directly (``tests/apps/test_dashboard_state.py``).
+
+A *head* is ``(layer, head)``; a *pair* is ``(sender, receiver)`` with ``receiver_layer > sender_layer``.
+The channels grid draws one square marker per pair; each marker's ``customdata`` is
+``[sender_layer, sender_head, receiver_layer, receiver_head, z]``.
+
+>>> sel = {"points": [{"customdata": [0, 1, 2, 3, 4.5]}]}
+>>> pair_from_selection(sel, n_layers=3, n_heads=4)
+((0, 1), (2, 3))
+>>> typed = {"points": [{"customdata": {"0": 0.0, "1": 1.0, "2": 2.0, "3": 3.0, "4": 4.5, "10": 0.1}}]}
+>>> pair_from_selection(typed, n_layers=3, n_heads=4)
+((0, 1), (2, 3))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+Head = tuple[int, int]
+Pair = tuple[Head, Head]
+
+# ------------------------------------------------------------------------------------------ limits
+MAX_PROMPT_CHARS = 400  # an editable prompt (component panel, attack prompt)
+N_RANGE = (2, 10)  # Laundry List lengths the edit lab evaluates
+PER_N_RANGE = (1, 40)  # prompts per list length
+ALPHA_RANGE = (-2.0, 4.0)  # component rescaling factors (0 removes, 1 is a no-op)
+MAX_EDITS = 8  # components in one edit
+Z_RANGE = (0.0, 10.0)  # z-threshold slider
+ATTACK_STEPS_RANGE = (1, 50)  # optimisation steps of an in-app attack
+ATTACK_TOKENS_RANGE = (1, 20)  # suffix length of an in-app attack
+
+
+class LimitError(ValueError):
+    """An input outside the dashboard's limits; the message names the value, the range and the fix."""
+
+
+def check_prompt(text: str, what: str = "prompt", max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """Strip and check a typed prompt: non-empty and at most ``max_chars`` characters.
+
+    >>> check_prompt("  hi ")
+    'hi'
+    >>> check_prompt("x" * 401)
+    Traceback (most recent call last):
+    ...
+    apps.dashboard.state.LimitError: prompt is 401 characters long; the limit is 400: shorten it.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise LimitError(f"{what} is empty: type some text.")
+    if len(text) > max_chars:
+        raise LimitError(f"{what} is {len(text)} characters long; the limit is {max_chars}: shorten it.")
+    return text
+
+
+def check_range(value: float, bounds: tuple[float, float], what: str) -> float:
+    """``value`` if ``lo <= value <= hi`` (and finite), else :class:`LimitError` naming the range.
+
+    >>> check_range(3, (2, 10), "N")
+    3
+    >>> check_range(11, (2, 10), "N")
+    Traceback (most recent call last):
+    ...
+    apps.dashboard.state.LimitError: N=11 is out of range: choose a value from 2 to 10.
+    """
+    lo, hi = bounds
+    if value is None or not math.isfinite(float(value)) or not lo <= value <= hi:
+        raise LimitError(f"{what}={value} is out of range: choose a value from {lo} to {hi}.")
+    return value
+
+
+def check_edits(
+    edits: Sequence[tuple[int, int, int, float]], n_layers: int, n_heads: int, d_head: int
+) -> list:
+    """Validate ``(layer, head, component, alpha)`` rows of the edit lab's table against the model.
+
+    >>> check_edits([(0, 1, 2, 0.0)], n_layers=3, n_heads=4, d_head=10)
+    [(0, 1, 2, 0.0)]
+    >>> check_edits([(3, 0, 0, 0.0)], 3, 4, 10)
+    Traceback (most recent call last):
+    ...
+    apps.dashboard.state.LimitError: row 1: layer=3 is out of range: choose a value from 0 to 2.
+    """
+    rows = list(edits)
+    if not rows:
+        raise LimitError("no components chosen: add at least one row (layer, head, component, alpha).")
+    if len(rows) > MAX_EDITS:
+        raise LimitError(f"{len(rows)} components chosen; the limit is {MAX_EDITS}: remove some rows.")
+    out = []
+    for i, row in enumerate(rows, 1):
+        try:
+            layer, head, comp, alpha = (int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+            check_range(layer, (0, n_layers - 1), "layer")
+            check_range(head, (0, n_heads - 1), "head")
+            check_range(comp, (0, d_head - 1), "component")
+            check_range(alpha, ALPHA_RANGE, "alpha")
+        except LimitError as err:
+            raise LimitError(f"row {i}: {err}") from None
+        except (TypeError, ValueError, IndexError):
+            raise LimitError(
+                f"row {i}: {row!r} is incomplete; fill layer, head, component and alpha."
+            ) from None
+        out.append((layer, head, comp, alpha))
+    return out
+
+
+# ------------------------------------------------------------------------------------ grid selection
+def _as_list(data) -> list | None:
+    """``customdata`` as a list: plotly sends numeric customdata as a typed array, which reaches Python
+    as ``{"0": v0, "1": v1, ...}``; plain lists pass through."""
+    if isinstance(data, Mapping):
+        try:
+            return [data[k] for k in sorted(data, key=int)]
+        except (TypeError, ValueError):
+            return None
+    if isinstance(data, Sequence) and not isinstance(data, str):
+        return list(data)
+    return None
+
+
+def _point_pair(point: Mapping, n_layers: int, n_heads: int) -> tuple[Pair, float] | None:
+    data = _as_list(point.get("customdata")) if isinstance(point, Mapping) else None
+    if data is None or len(data) < 4:
+        return None
+    try:
+        sl, sh, rl, rh = (int(x) for x in data[:4])
+        z = float(data[4]) if len(data) > 4 and data[4] is not None else -math.inf
+    except (TypeError, ValueError):
+        return None
+    if not (0 <= sl < rl < n_layers and 0 <= sh < n_heads and 0 <= rh < n_heads):
+        return None
+    return ((sl, sh), (rl, rh)), (z if math.isfinite(z) else -math.inf)
+
+
+def pair_from_selection(selection: Mapping | None, n_layers: int, n_heads: int) -> Pair | None:
+    """The (sender, receiver) a grid selection points at; ``None`` for an empty or invalid selection.
+
+    A click selects one point; a box or lasso selects several, and then the strongest (highest ``z``)
+    is taken. Points whose ``customdata`` is missing, malformed or out of the model's range are ignored.
+
+    >>> pts = [{"customdata": [0, 0, 1, 0, 1.0]}, {"customdata": [0, 1, 2, 2, 7.0]}]
+    >>> pair_from_selection({"points": pts}, 3, 4)
+    ((0, 1), (2, 2))
+    >>> pair_from_selection({"points": []}, 3, 4) is None
+    True
+    """
+    if not selection:
+        return None
+    points = selection.get("points") or []
+    found = [p for p in (_point_pair(pt, n_layers, n_heads) for pt in points) if p is not None]
+    if not found:
+        return None
+    return max(found, key=lambda pz: pz[1])[0]
+
+
+@dataclass(frozen=True)
+class GridState:
+    """What the channels page shows: the open ``pair`` and the pair the chart selection held last run.
+
+    Streamlit keeps a chart's selection across reruns, so a selection only *changes* the open pair
+    when it differs from ``last_click``; a manual pick in between is therefore not overwritten.
+    """
+
+    pair: Pair | None = None
+    last_click: Pair | None = None
+
+
+def on_selection(state: GridState, selection: Mapping | None, n_layers: int, n_heads: int) -> GridState:
+    """New state after a run with chart ``selection`` (clearing the selection closes the panel).
+
+    >>> s = on_selection(GridState(), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4)
+    >>> s.pair
+    ((0, 0), (1, 1))
+    >>> on_selection(on_manual(s, ((1, 0), (2, 0))), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4).pair
+    ((1, 0), (2, 0))
+    """
+    clicked = pair_from_selection(selection, n_layers, n_heads)
+    if clicked == state.last_click:
+        return state
+    return GridState(pair=clicked, last_click=clicked)
+
+
+def on_manual(state: GridState, pair: Pair | None) -> GridState:
+    """New state after the user picks a pair with the sender/receiver boxes."""
+    return replace(state, pair=pair)
+
+
+def head_label(head: Head) -> str:
+    """``L<layer>.H<head>``, the label used everywhere in the dashboard.
+
+    >>> head_label((2, 3))
+    'L2.H3'
+    """
+    return f"L{head[0]}.H{head[1]}"
+
+
+def grid_frame(summary: pd.DataFrame, mode: str, z_min: float, n_heads: int) -> pd.DataFrame:
+    """Arrange :func:`analysis.channels.head_pair_summary` rows of one ``mode`` for the grid figure.
+
+    Adds ``x`` (receiver index ``layer·n_heads + head``), ``y`` (sender index), ``sender``,
+    ``receiver`` labels and ``shown`` (``z >= z_min``). Returns the rows sorted by ``(y, x)``.
+
+    >>> df = pd.DataFrame({"mode": ["Q", "K"], "sender_layer": [0, 0], "sender_head": [1, 1],
+    ...     "receiver_layer": [1, 1], "receiver_head": [2, 2], "component": [3, 4], "score": [.5, .6],
+    ...     "z": [4.0, 1.0]})
+    >>> grid_frame(df, "Q", 2.0, n_heads=4)[["x", "y", "sender", "receiver", "shown"]].values.tolist()
+    [[6, 1, 'L0.H1', 'L1.H2', True]]
+    """
+    df = summary[summary["mode"].astype(str) == mode].copy()
+    df["x"] = df["receiver_layer"].astype(int) * n_heads + df["receiver_head"].astype(int)
+    df["y"] = df["sender_layer"].astype(int) * n_heads + df["sender_head"].astype(int)
+    df["sender"] = [f"L{a}.H{b}" for a, b in zip(df["sender_layer"], df["sender_head"], strict=True)]
+    df["receiver"] = [f"L{a}.H{b}" for a, b in zip(df["receiver_layer"], df["receiver_head"], strict=True)]
+    df["shown"] = df["z"].astype(float) >= float(z_min)
+    return df.sort_values(["y", "x"]).reset_index(drop=True)

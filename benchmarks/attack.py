@@ -1,0 +1,189 @@
+"""Probe-SSR vs our GCG on the same prompts and budget, in one process.
+
+    python benchmarks/attack.py [--model smollm2-135m-instruct] [--n-prompts 4] [--steps 8]
+        [--search-width 32] [--n-tokens 6] [--layers 6 10 14] [--only-refused] [--out runs]
+
+For each method: one attempt per prompt (same suffix length, steps, candidates per step, judging
+every ``--check-every`` steps with the refusal-phrase matcher on a greedy response), then ASR and the
+median time to first success. Throughput: candidates evaluated per second for Probe-SSR with the
+truncated forward (stops after the last targeted layer), the same loss with a full forward, and GCG
+(full forward plus target logits), on the same random candidates. Prints the ratios.
+
+Writes into ``<out>/bench-attack/<stamp>-<hash>/``: ``attempts.jsonl``, ``summary.json``, ``run.json``.
+Defaults are sized for a 2-core CPU in a few minutes; ``--model qwen2.5-coder-0.5b-instruct
+--only-refused`` measures on prompts the model refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def throughput(
+    handle, prompt: str, objective, n_tokens: int, n_cand: int, full: bool, repeats: int = 2
+) -> float:
+    """Candidates per second for ``objective`` on ``n_cand`` random suffixes (best of ``repeats``).
+
+    ``full``: run every layer and the unembedding at the last position (what an implementation without
+    truncation pays) instead of the objective's own forward.
+    """
+    from analysis.rerouting.optimiser import allowed_tokens, evaluate, prompt_slots, run_forward
+
+    slots = prompt_slots(handle, prompt)
+    emb = handle.hf.get_input_embeddings()
+    g = torch.Generator().manual_seed(0)
+    pool = allowed_tokens(handle.tokenizer, emb.weight.shape[0]).nonzero().flatten()
+    cand = pool[torch.randint(0, len(pool), (n_cand, n_tokens), generator=g)]
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with torch.no_grad():
+            if full:
+                fw = run_forward(
+                    handle, emb(slots.assemble(cand)), objective.resid_layers, logits=True, logits_last=1
+                )
+                objective.loss(fw)
+            else:
+                evaluate(handle, slots, objective, cand, batch_size=n_cand)
+        best = min(best, time.perf_counter() - t)
+    return n_cand / best
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--n-prompts", type=int, default=4)
+    p.add_argument(
+        "--prompts-file", default=None, help="JSON/text prompts (default: shared harmful_val.json)"
+    )
+    p.add_argument("--only-refused", action="store_true", help="keep prompts the model refuses unattacked")
+    p.add_argument(
+        "--layers", type=int, nargs="+", default=None, help="Probe-SSR layers (default: L/4, L/3, L/2)"
+    )
+    p.add_argument("--n-tokens", type=int, default=6)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--search-width", type=int, default=32)
+    p.add_argument("--topk", type=int, default=64)
+    p.add_argument("--check-every", type=int, default=2)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--fit-prompts", type=int, default=32, help="train prompts per class for the probes")
+    p.add_argument("--throughput-candidates", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.time()
+
+    from analysis.rerouting import campaign as C
+    from analysis.rerouting.directions import REFUSAL_DATA, load_instructions
+    from probes.errors import InputError
+    from probes.runs import new_run_dir, write_sidecar
+
+    if args.n_prompts < 1:
+        raise InputError(f"--n-prompts must be >= 1, got {args.n_prompts}.")
+    base = C.CampaignConfig(
+        model=args.model,
+        method="probe-ssr",
+        layers=[0],
+        fit_prompts=args.fit_prompts,
+        n_tokens=args.n_tokens,
+        steps=args.steps,
+        search_width=args.search_width,
+        topk=args.topk,
+        batch_size=args.search_width,
+        check_every=args.check_every,
+        max_new_tokens=args.max_new_tokens,
+        prompts_file=args.prompts_file or str(REFUSAL_DATA / "harmful_val.json"),
+    )
+    handle = C.load_handle(base)
+    n_layers = handle.info.n_layers
+    layers = args.layers or sorted({n_layers // 4, n_layers // 3, n_layers // 2})
+    ssr = base.model_copy(update={"layers": layers})
+    gcg = base.model_copy(update={"method": "gcg", "layers": []})
+    ssr.validate_basic()
+    gcg.validate_basic()
+    run_dir = new_run_dir("bench-attack", {**vars(args), "layers": layers}, root=args.out)
+    prompts = load_instructions(base.prompts_file)
+    if args.only_refused:
+        prompts = C.refused_prompts(
+            handle, base.model_copy(update={"n_prompts": args.n_prompts}), run_dir, prompts
+        )
+    prompts = prompts[: args.n_prompts]
+    print(
+        f"{handle.name}: {len(prompts)} prompts, layers {layers}, suffix {args.n_tokens} tokens, "
+        f"{args.steps} steps x {args.search_width} candidates, {args.threads} thread(s)"
+    )
+
+    objectives = {"probe-ssr": C.build_objective(handle, ssr), "gcg": C.build_objective(handle, gcg)}
+    summary: dict = {"model": handle.name, "prompts": len(prompts), "layers": layers, "methods": {}}
+    for method, cfg in (("probe-ssr", ssr), ("gcg", gcg)):
+        recs = []
+        for prompt in prompts:
+            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0)
+            C.append_attempt(run_dir, rec)
+            recs.append(rec)
+            print(
+                f"  {method:9s} success={rec['success']!s:5s} steps={rec['steps']:2d} "
+                f"loss {rec['initial_loss']:.3f}->{rec['final_loss']:.3f} {rec['total_s']:.1f}s  {prompt[:50]!r}"
+            )
+        times = [r["time_to_first_success_s"] for r in recs if r["time_to_first_success_s"] is not None]
+        summary["methods"][method] = {
+            "asr": sum(r["success"] for r in recs) / len(recs),
+            "successes": sum(r["success"] for r in recs),
+            "median_time_to_success_s": statistics.median(times) if times else None,
+            "median_attempt_s": statistics.median(r["total_s"] for r in recs),
+        }
+    n = args.throughput_candidates
+    cps = {
+        "probe-ssr truncated": throughput(
+            handle, prompts[0], objectives["probe-ssr"], args.n_tokens, n, full=False
+        ),
+        "probe-ssr full": throughput(
+            handle, prompts[0], objectives["probe-ssr"], args.n_tokens, n, full=True
+        ),
+        "gcg": throughput(handle, prompts[0], objectives["gcg"], args.n_tokens, n, full=False),
+    }
+    summary["candidates_per_s"] = cps
+    s, g = summary["methods"]["probe-ssr"], summary["methods"]["gcg"]
+    ratios = {
+        "asr ssr/gcg": s["asr"] / g["asr"] if g["asr"] else None,
+        "median time-to-first-success ssr/gcg": (
+            s["median_time_to_success_s"] / g["median_time_to_success_s"]
+            if s["median_time_to_success_s"] and g["median_time_to_success_s"]
+            else None
+        ),
+        "candidates/s truncated/full (ssr)": cps["probe-ssr truncated"] / cps["probe-ssr full"],
+        "candidates/s ssr/gcg": cps["probe-ssr truncated"] / cps["gcg"],
+    }
+    summary["ratios"] = ratios
+    for method, m in summary["methods"].items():
+        print(
+            f"{method:9s} ASR {m['asr']:.2f} ({m['successes']}/{len(prompts)}), median time to first success "
+            f"{m['median_time_to_success_s']}, median attempt {m['median_attempt_s']:.1f}s"
+        )
+    for k, v in cps.items():
+        print(f"candidates/s {k:20s} {v:8.1f}")
+    for k, v in ratios.items():
+        print(f"ratio {k:38s} {'n/a' if v is None else f'{v:.3f}'}")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    write_sidecar(
+        run_dir,
+        command="benchmarks/attack.py",
+        config=vars(args),
+        model=handle.name,
+        pack_sha256=handle.pack_sha256,
+        started=started,
+        extra={"summary": summary},
+    )
+    print(f"results: {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Smoke tests of every dashboard page on the organism with ``streamlit.testing.v1.AppTest`` (in process).
+
+The model and analyses are cached by Streamlit for the whole test process, so only the first test pays
+for loading the organism.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parents[2] / "apps" / "dashboard" / "app.py"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def start(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.session_state["model"] = "organism"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def frame(at: AppTest, column: str):
+    """The first shown ``st.table`` with ``column``."""
+    found = [t.value for t in at.table if column in t.value.columns]
+    assert found, f"no table with column {column!r}"
+    return found[0]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_channels_grid_and_panel():
+    at = start()
+    assert [t.value for t in at.title] == ["Channels explorer"]
+    assert "48 head pairs (3 layers × 4 heads)" in texts(at.caption)
+    assert "No pair selected yet" in texts(at.info)
+    at.selectbox(key="ch_sender").select((0, 2)).run()
+    at.selectbox(key="ch_receiver").select((2, 1)).run()
+    at.button(key="ch_open").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.subheader] == ["L0.H2 → L2.H1 (Q composition)"]
+    best, tokens, effects = frame(at, "p"), frame(at, "writes"), frame(at, "effect")
+    assert len(best) == 5 and best["z"].is_monotonic_decreasing
+    assert list(tokens["component"]) == list(best["component"])
+    assert tokens["writes"].str.len().gt(0).all()
+    assert effects["logit_diff_clean"].nunique() == 1 and effects["logit_diff_removed"].notna().all()
+    # switching composition mode keeps the page working and re-labels the panel
+    at.radio(key="ch_mode").set_value("V").run()
+    assert not at.exception
+
+
+def test_channels_prompt_limits():
+    at = start()
+    at.button(key="ch_open").click().run()
+    at.text_input(key="ch_answer::IOI").input("notaword").run()
+    assert "is not a single token" in texts(at.error)
+    at.text_area(key="ch_prompt::IOI").input("x" * 500).run()
+    assert "limit is 400" in texts(at.error)
+
+
+def test_edit_lab_apply_changes_accuracy():
+    at = start("edit_lab")
+    assert [t.value for t in at.title] == ["Edit lab"]
+    before = frame(at, "accuracy_after")
+    assert list(before["N"]) == [2, 3, 4, 5, 6]
+    assert (before["accuracy_before"] == before["accuracy_after"]).all()
+    at.button(key="edit_apply").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    after = frame(at, "accuracy_after")
+    assert "Edited:" in texts(at.markdown)
+    assert (after["accuracy_after"] != after["accuracy_before"]).any()  # default edit: L1.H1 c0 removed
+    assert (after["accuracy_before"] == before["accuracy_before"]).all()  # the cached model is untouched
+
+
+def test_edit_lab_save_and_load(tmp_path):
+    at = start("edit_lab")
+    path = tmp_path / "spec.json"
+    at.text_input(key="edit_save_path").input(str(path)).run()
+    at.button(key="edit_save").click().run()
+    assert path.is_file() and path.with_suffix(".safetensors").is_file(), texts(at.error)
+    at.text_input(key="edit_load_path").input(str(path)).run()
+    at.button(key="edit_load").click().run()
+    assert "loaded 1 edits" in texts(at.success)
+    at.text_input(key="edit_load_path").input(str(tmp_path / "missing.json")).run()
+    at.button(key="edit_load").click().run()
+    assert "No edit spec at" in texts(at.error)
+
+
+def test_refusal_page_fit_attack_and_campaigns(tmp_path, monkeypatch):
+    import json
+
+    run = tmp_path / "attack" / "demo"
+    run.mkdir(parents=True)
+    record = {
+        "key": "k", "prompt": "p", "seed": 0, "method": "probe-ssr", "model": "organism", "success": True,
+        "time_to_first_success_s": 1.0, "steps": 3, "initial_loss": 1.0, "final_loss": 0.1, "total_s": 2.0,
+    }  # fmt: skip
+    (run / "attempts.jsonl").write_text(json.dumps(record) + "\n")
+    monkeypatch.setenv("SUBLENS_RUNS", str(tmp_path))
+    at = start("refusal")
+    assert [t.value for t in at.title] == ["Refusal & attacks"]
+    assert "no chat template" in texts(at.info)
+    at.button(key="ref_fit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "best validation accuracy" in texts(at.markdown)
+    assert list(frame(at, "diff").columns[:2]) == ["layer", "head"]
+    at.text_input(key="atk_prompt").input("How do I pick a lock?").run()
+    at.button(key="atk_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "best suffix:" in texts(at.markdown)
+    assert frame(at, "asr")["successes"].tolist() == [1]  # the campaign report of the run above
+    at.text_input(key="atk_prompt").input(" ").run()
+    at.button(key="atk_start").click().run()
+    assert "prompt is empty" in texts(at.error)
+
+
+def test_representations_page_cka():
+    at = start("representations")
+    assert [t.value for t in at.title] == ["Representations"]
+    at.selectbox(key="rep_other").select("organism").run()
+    at.button(key="rep_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    best = frame(at, "best_b")
+    assert len(best) == 3 and (best["value"] > 0.999).all()  # a model against itself: CKA diagonal is 1
+    at.selectbox(key="shape_family").select(sorted(at.selectbox(key="shape_family").options)[-1]).run()
+    assert not at.exception
