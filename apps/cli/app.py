@@ -30,9 +30,10 @@ def app(
     model: str = typer.Option(None, help="initial model in the picker (default: the embedded default pack)"),
     port: int = typer.Option(8501, help="port to serve on"),
     host: str = typer.Option("127.0.0.1", help="address to bind (localhost by default)"),
+    fetch: bool = typer.Option(True, "--fetch/--no-fetch", help="fetch the initial model's pack first if needed"),
 ) -> None:
     """Start the dashboard (channels explorer, edit lab, refusal & attacks, representations)."""
-    from probes.packs import DEFAULT_MODEL, PACKS
+    from probes.packs import DEFAULT_MODEL, PACKS, fetch_pack, is_fetched
 
     model = model or DEFAULT_MODEL
     known = ["organism", *PACKS]
@@ -46,6 +47,8 @@ def app(
         raise InputError(
             "Streamlit is not installed: pip install -e '.[app]' (or make setup), then run sublens app again."
         ) from None
+    if fetch and model in PACKS and not is_fetched(PACKS[model]):
+        fetch_pack(PACKS[model])  # the dashboard itself never downloads; a fresh machine gets it here
     env = {**os.environ, "SUBLENS_APP_MODEL": model}
     typer.echo(f"subspace-lens dashboard on http://{host}:{port} (model {model}); Ctrl-C stops it")
     code = subprocess.call(streamlit_command(host, port), env=env)
