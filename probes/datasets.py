@@ -82,24 +82,27 @@ def load_instructions(path: str | Path, column: str = "instruction", limit: int 
     return out
 
 
+_WORKPLACE_SHARED = Path("/work/shared")  # where this workplace keeps ../shared for any clone
+
+
 def refusal_data_dir(root: str | Path | None = None) -> Path:
-    """``root`` if given, else ``../shared/data/refusal`` next to the repo root, else ``$SUBLENS_REFUSAL_DATA``."""
+    """``root`` if given, else ``$SUBLENS_REFUSAL_DATA``, else ``../shared/data/refusal`` next to the repo
+    root, else the workplace's ``/work/shared/data/refusal`` (a clone elsewhere still finds it)."""
     if root is not None:
         if not Path(root).is_dir():
             raise InputError(
                 f"Refusal data folder {str(root)!r} does not exist; pass a folder with harmful_train.json etc."
             )
         return Path(root)
-    default = _REPO_ROOT.parent / "shared" / "data" / "refusal"
-    if default.is_dir():
-        return default
     env = os.environ.get("SUBLENS_REFUSAL_DATA")
-    if env and Path(env).is_dir():
-        return Path(env)
+    candidates = [Path(env)] if env else []
+    candidates += [_REPO_ROOT.parent / "shared" / "data" / "refusal", _WORKPLACE_SHARED / "data" / "refusal"]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
     raise InputError(
-        f"Refusal data not found at {str(default)!r}"
-        + (f" nor at SUBLENS_REFUSAL_DATA={env!r}" if env else "")
-        + "; set SUBLENS_REFUSAL_DATA to a folder holding harmful_train.json etc."
+        f"Refusal data not found at {', '.join(map(str, candidates))}; "
+        "set SUBLENS_REFUSAL_DATA to a folder holding harmful_train.json etc."
     )
 
 

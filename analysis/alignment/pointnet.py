@@ -106,11 +106,15 @@ class ModelNetPointNet(nn.Module):
 
 
 def default_modelnet_checkpoint() -> Path:
-    """``$SUBLENS_MODELNET_POINTNET`` if set, else ``<repo>/../shared/models/pointnet-modelnet40/best_model.t7``."""
+    """``$SUBLENS_MODELNET_POINTNET`` if set, else ``<repo>/../shared/models/pointnet-modelnet40/best_model.t7``
+    (or the same under ``/work/shared``)."""
     env = os.environ.get(MODELNET_CHECKPOINT_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "models" / "pointnet-modelnet40" / "best_model.t7"
+    rel = Path("models") / "pointnet-modelnet40" / "best_model.t7"
+    beside = Path(__file__).resolve().parents[3] / "shared" / rel
+    workplace = Path("/work/shared") / rel  # a clone elsewhere on this workplace's machines
+    return beside if beside.is_file() or not workplace.is_file() else workplace
 
 
 def load_modelnet_pointnet(path: str | Path | None = None) -> ModelNetPointNet:

@@ -123,6 +123,7 @@ def test_shared_split_env_fallback(tmp_path, monkeypatch):
     import probes.datasets as ds
 
     monkeypatch.setattr(ds, "_REPO_ROOT", tmp_path / "repo")  # no ../shared next to it
+    monkeypatch.setattr(ds, "_WORKPLACE_SHARED", tmp_path / "none")
     (tmp_path / "harmless_val.json").write_text(json.dumps([{"instruction": "z"}]))
     monkeypatch.setenv("SUBLENS_REFUSAL_DATA", str(tmp_path))
     assert shared_refusal_split("harmless_val") == ["z"]
