@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.time()
 
     from analysis.rerouting import campaign as C
-    from analysis.rerouting.directions import REFUSAL_DATA, load_instructions
+    from probes.datasets import load_instructions, refusal_data_dir
     from probes.errors import InputError
     from probes.runs import new_run_dir, write_sidecar
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
         batch_size=args.search_width,
         check_every=args.check_every,
         max_new_tokens=args.max_new_tokens,
-        prompts_file=args.prompts_file or str(REFUSAL_DATA / "harmful_val.json"),
+        prompts_file=args.prompts_file or str(refusal_data_dir() / "harmful_val.json"),
     )
     handle = C.load_handle(base)
     n_layers = handle.info.n_layers

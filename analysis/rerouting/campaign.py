@@ -84,7 +84,7 @@ class CampaignConfig(BaseModel):
     def prompt_list(self, limit: bool = True) -> list[str]:
         out = list(self.prompts)
         if self.prompts_file:
-            from analysis.rerouting.directions import load_instructions
+            from probes.datasets import load_instructions
 
             out += load_instructions(self.prompts_file)
         out = [p for p in out if p and p.strip()]
@@ -136,12 +136,9 @@ def load_handle(cfg: CampaignConfig):
 
 
 def _fit_sets(n: int) -> tuple[list[str], list[str]]:
-    from analysis.rerouting.directions import REFUSAL_DATA, load_instructions
+    from probes.datasets import shared_refusal_split
 
-    return (
-        load_instructions(REFUSAL_DATA / "harmful_train.json", n),
-        load_instructions(REFUSAL_DATA / "harmless_train.json", n),
-    )
+    return shared_refusal_split("harmful_train", limit=n), shared_refusal_split("harmless_train", limit=n)
 
 
 def build_objective(handle, cfg: CampaignConfig, run_dir: Path | None = None):
@@ -538,7 +535,7 @@ def campaign_defence(
     first ``n_harmless`` shared harmless val prompts. Saved to ``run_dir/defence.parquet``.
     """
     from analysis.rerouting.defence import defence_view
-    from analysis.rerouting.directions import REFUSAL_DATA, load_instructions
+    from probes.datasets import shared_refusal_split
     from probes.runs import write_table
 
     run_dir = Path(run_dir)
@@ -551,7 +548,7 @@ def campaign_defence(
         handle,
         [attacked_text(r) for r in rows],
         *_fit_sets(cfg.fit_prompts),
-        load_instructions(REFUSAL_DATA / "harmless_val.json", n_harmless),
+        shared_refusal_split("harmless_val", limit=n_harmless),
         plain=[r["prompt"] for r in rows],
         fpr=fpr,
         targeted=cfg.layers,

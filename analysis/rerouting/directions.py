@@ -7,7 +7,6 @@ fits per-layer logistic probes with harmless = 1 (the SSR convention). Both save
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -17,21 +16,6 @@ from torch import Tensor
 from analysis.rerouting.optimiser import run_forward
 from probes.errors import InputError
 from probes.handle import ModelHandle
-
-REFUSAL_DATA = Path("/work/shared/data/refusal")
-
-
-def load_instructions(path: str | Path, n: int | None = None) -> list[str]:
-    """Instructions from a JSON list of ``{"instruction": ...}`` (or plain strings), or a text file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"Prompt file {p} does not exist; give a JSON list or a text file, one per line.")
-    if p.suffix == ".json":
-        items = json.loads(p.read_text())
-        out = [it["instruction"] if isinstance(it, dict) else str(it) for it in items]
-    else:
-        out = [line.strip() for line in p.read_text().splitlines() if line.strip()]
-    return out[:n] if n else out
 
 
 @torch.no_grad()

@@ -269,15 +269,16 @@ def test_probe_campaign_with_probe_file(tiny3, tmp_path):
 # -- real model ----------------------------------------------------------------------------------------
 @pytest.mark.pack
 def test_probe_ssr_flips_readout_on_smollm2(smollm2):
-    from analysis.rerouting.directions import REFUSAL_DATA, fit_probes, last_token_acts, load_instructions
+    from analysis.rerouting.directions import fit_probes, last_token_acts
     from analysis.rerouting.optimiser import random_suffix
+    from probes.datasets import shared_refusal_split
 
     torch.set_num_threads(1)
     layer = 8
-    harmful = load_instructions(REFUSAL_DATA / "harmful_train.json", 32)
-    harmless = load_instructions(REFUSAL_DATA / "harmless_train.json", 32)
+    harmful = shared_refusal_split("harmful_train", limit=32)
+    harmless = shared_refusal_split("harmless_train", limit=32)
     w, b = fit_probes(smollm2, harmful, harmless, [layer])[layer]
-    val = load_instructions(REFUSAL_DATA / "harmful_val.json", 8)
+    val = shared_refusal_split("harmful_val", limit=8)
     p0 = probe_readout(last_token_acts(smollm2, val, [layer])[layer], w, b)
     prompt = val[int(p0.argmin())]
     assert p0.min() < 0.1  # the vanilla prompt reads harmful
