@@ -441,19 +441,6 @@ def runs_root() -> Path:
 
 
 # ------------------------------------------------------------------------------------ refusal/attacks
-@st.cache_resource(max_entries=1, show_spinner="loading a plain copy of the model for the refusal fits …")
-def plain_model(name: str):
-    """``name`` loaded without the TransformerLens bridge, as ``sublens refusal``/``attack`` use it.
-
-    Work-around: nnsight capture of ``z``/``head_out`` sites fails on a GPT-2 handle once its bridge is
-    built (``'Envoy' object has no attribute 'o'``), and :func:`fit_refusal` captures those sites.
-    """
-    from probes.loading import load_model
-
-    get_model(name)  # same availability check (and it is cached)
-    return load_model(name, backend="hf", fetch=False, progress=False)
-
-
 @st.cache_data(max_entries=8, show_spinner="fitting refusal probes and directions …")
 def refusal_fit(_handle, key: ModelKey, n_train: int, n_val: int, seed: int = 0) -> dict:
     """:func:`analysis.refusal.pipeline.fit_refusal` on the project's offline demo instructions

@@ -17,8 +17,7 @@ from apps.dashboard.state import (
 from probes.errors import SubspaceLensError
 
 st.title("Refusal & attacks")
-_, key = common.current_model()
-handle = common.plain_model(common.current_name())  # no TL bridge: see plain_model
+handle, key = common.current_model()
 info = handle.info
 if not handle.has_chat_template:
     st.info(
