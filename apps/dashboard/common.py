@@ -512,3 +512,23 @@ def run_dirs(command: str, table: str) -> list[Path]:
     root = runs_root() / command
     found = [p.parent for p in root.glob(f"*/{table}.parquet")]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+# ------------------------------------------------------------------------------ 3D <-> text gallery
+GALLERY_SIZE = 200  # gallery shapes searched live (the anchors are extra)
+
+
+def text_pack_ready() -> bool:
+    """Whether the MiniLM text pack is fetched (the dashboard never downloads it)."""
+    from probes.text_encoders import is_text_pack_fetched
+
+    return is_text_pack_fetched()
+
+
+@st.cache_resource(max_entries=2, show_spinner="generating, encoding and aligning the shape gallery …")
+def shape_gallery(n_anchors: int, d: int, method: str, seed: int = 0):
+    """:func:`analysis.alignment.search.build_gallery` (PointNet x MiniLM), one per setting (read-only)."""
+    from analysis.alignment.search import build_gallery
+
+    _threads()
+    return build_gallery(n_anchors=n_anchors, n_gallery=GALLERY_SIZE, d=d, method=method, seed=seed)

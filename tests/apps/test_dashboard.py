@@ -48,6 +48,8 @@ def test_channels_grid_and_panel():
     assert [t.value for t in at.title] == ["Channels explorer"]
     assert "48 head pairs (3 layers × 4 heads)" in texts(at.caption)
     assert "No pair selected yet" in texts(at.info)
+    strongest = frame(at, "receiver")  # the landing table of the strongest pairs
+    assert len(strongest) == 8 and strongest["z"].is_monotonic_decreasing
     at.selectbox(key="ch_sender").select((0, 2)).run()
     at.selectbox(key="ch_receiver").select((2, 1)).run()
     at.button(key="ch_open").click().run()
@@ -138,3 +140,20 @@ def test_representations_page_cka():
     assert len(best) == 3 and (best["value"] > 0.999).all()  # a model against itself: CKA diagonal is 1
     at.selectbox(key="shape_family").select(sorted(at.selectbox(key="shape_family").options)[-1]).run()
     assert not at.exception
+
+
+def test_representations_live_search():
+    pytest.importorskip("probes.text_encoders").fetch_text_pack()  # the MiniLM pack (PyPI, pinned)
+    at = start("representations")
+    at.select_slider(key="gal_anchors").set_value(250)
+    at.select_slider(key="gal_d").set_value(8)
+    at.button(key="gal_build").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "fitted on 250 anchor pairs; gallery of 200 shapes" in texts(at.caption)
+    at.text_input(key="gal_query").input("a small table with four legs").run()
+    hits = frame(at, "same_attributes")
+    assert len(hits) == 5 and hits["score"].is_monotonic_decreasing and hits["rank"].tolist() == [1, 2, 3, 4, 5]
+    back = frame(at, "caption_of")
+    assert back["caption_of"].iloc[0] in range(200) and back["score"].is_monotonic_decreasing
+    at.text_input(key="gal_query").input(" ").run()
+    assert "query text is empty" in texts(at.error)

@@ -63,7 +63,10 @@ with st.expander("…or pick a pair by hand"):
 st.session_state[state_key] = state
 
 if state.pair is None:
-    st.info("No pair selected yet: click a square in the grid.")
+    st.info("No pair selected yet: click a square in the grid (or pick one by hand).")
+    st.markdown(f"**Strongest pairs** ({mode} composition)")
+    strongest = grid.nlargest(8, "z")[["sender", "receiver", "component", "score", "z"]]
+    st.table(strongest.round({"score": 3, "z": 2}), hide_index=True)
     st.stop()
 
 t0 = time.perf_counter()

@@ -10,6 +10,71 @@ import streamlit as st
 from apps.dashboard import common
 from probes.errors import SubspaceLensError
 
+QUERY_CHARS = 200  # longest live-search query
+
+
+def _live_search() -> None:
+    """Text -> 3D and 3D -> text retrieval on a gallery aligned with the committed PointNet and MiniLM."""
+    from analysis.alignment.figures import point_cloud_figure
+    from analysis.alignment.search import GALLERY_METHODS, describe, search_captions, search_shapes
+
+    if not common.text_pack_ready():
+        st.info(
+            "The MiniLM text pack is not fetched: run `sublens models fetch all-minilm-l6-v2`, then reload."
+        )
+        return
+    g1, g2, g3 = st.columns(3)
+    method = g1.selectbox("aligner", GALLERY_METHODS, key="gal_method")
+    n_anchors = g2.select_slider("anchor pairs", [250, 500, 1000, 2000, 4000], value=1000, key="gal_anchors")
+    d = g3.select_slider(
+        "CCA dimensions d", [4, 8, 16, 32, 64], value=16, key="gal_d", disabled=method == "affine"
+    )
+    setting = (method, n_anchors, d)
+    if st.button(
+        "Build gallery", key="gal_build", help="encodes anchors + 200 gallery shapes (~5-20 s on CPU)"
+    ):
+        st.session_state["gal_setting"] = setting
+    if st.session_state.get("gal_setting") != setting:
+        st.caption("Build the gallery for these settings to search it.")
+        return
+    try:
+        gallery = common.shape_gallery(n_anchors, d, method)
+    except SubspaceLensError as err:
+        st.error(str(err))
+        return
+    st.caption(describe(gallery))
+    text_tab, shape_tab = st.tabs(["text → shapes", "shape → captions"])
+    with text_tab:
+        query = st.text_input("query caption", "a big torus", max_chars=QUERY_CHARS, key="gal_query")
+        k = st.slider("results", 1, 10, 5, key="gal_k")
+        try:
+            hits = search_shapes(gallery, query, k)
+        except SubspaceLensError as err:
+            st.error(str(err))
+        else:
+            st.table(hits.round({"score": 3}), hide_index=True)
+            st.caption(
+                "same_attributes: the shape has every captioned attribute of the gallery caption nearest to "
+                "the query in the text space (a proxy for what the query asks for)."
+            )
+            cols = st.columns(3)
+            for col, row in zip(cols, hits.head(3).itertuples(), strict=False):
+                fig = point_cloud_figure(
+                    gallery.shapes.points[row.shape][:512], f"#{row.rank}: {row.caption}"
+                )
+                col.plotly_chart(fig.update_layout(height=320, title_font_size=12), key=f"gal_hit{row.rank}")
+    with shape_tab:
+        i = int(st.number_input("gallery shape", 0, len(gallery.shapes) - 1, 0, key="gal_shape"))
+        left, right = st.columns([2, 3])
+        left.plotly_chart(
+            point_cloud_figure(gallery.shapes.points[i][:512], gallery.shapes.captions[i]).update_layout(
+                height=360
+            ),
+            key="gal_shape_fig",
+        )
+        right.table(search_captions(gallery, i, 5).round({"score": 3}), hide_index=True)
+
+
 st.title("Representations")
 handle, key = common.current_model()
 
@@ -75,6 +140,8 @@ with align_tab:
         run = st.selectbox("run", saved, format_func=str, key="align_run")
         st.plotly_chart(retrieval_vs_d_figure(pd.read_parquet(run / "results.parquet")), key="align_fig")
         st.dataframe(pd.read_parquet(run / "summary.parquet"), hide_index=True)
+    st.markdown("**Live search**: type a caption, get the gallery shapes it matches (and back)")
+    _live_search()
     st.markdown("**A procedural shape** (what the 3D encoders see)")
     from analysis.alignment.shapes import FAMILIES, caption_for, random_spec, sample_points
 
