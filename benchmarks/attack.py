@@ -4,7 +4,8 @@
         [--search-width 32] [--n-tokens 6] [--layers 6 10 14] [--only-refused] [--out runs]
 
 For each method: one attempt per prompt (same suffix length, steps, candidates per step, judging
-every ``--check-every`` steps with the refusal-phrase matcher on a greedy response), then ASR and the
+every ``--check-every`` steps with the refusal-phrase matcher on a greedy response, and with
+``--success phrase+readout`` also the final-layer probe readout), then ASR and the
 median time to first success. Throughput: candidates evaluated per second for Probe-SSR with the
 truncated forward (stops after the last targeted layer), the same loss with a full forward, and GCG
 (full forward plus target logits), on the same random candidates. Prints the ratios.
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--topk", type=int, default=64)
     p.add_argument("--check-every", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument(
+        "--success",
+        default="phrase",
+        choices=["phrase", "phrase+readout"],
+        help="in-loop success check (phrase+readout: the final-layer probe must also read the prompt as harmless)",
+    )
     p.add_argument("--fit-prompts", type=int, default=32, help="train prompts per class for the probes")
     p.add_argument("--throughput-candidates", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
@@ -99,6 +106,7 @@ def main(argv: list[str] | None = None) -> Path:
         batch_size=args.search_width,
         check_every=args.check_every,
         max_new_tokens=args.max_new_tokens,
+        success=args.success,
         prompts_file=args.prompts_file or str(refusal_data_dir() / "harmful_val.json"),
     )
     handle = C.load_handle(base)
@@ -121,11 +129,12 @@ def main(argv: list[str] | None = None) -> Path:
     )
 
     objectives = {"probe-ssr": C.build_objective(handle, ssr), "gcg": C.build_objective(handle, gcg)}
+    readout = C.readout_probe(handle, base, run_dir) if args.success == "phrase+readout" else None
     summary: dict = {"model": handle.name, "prompts": len(prompts), "layers": layers, "methods": {}}
     for method, cfg in (("probe-ssr", ssr), ("gcg", gcg)):
         recs = []
         for prompt in prompts:
-            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0)
+            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0, readout=readout)
             C.append_attempt(run_dir, rec)
             recs.append(rec)
             print(

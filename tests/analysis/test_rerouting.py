@@ -213,6 +213,8 @@ def _cfg(**kw):
         ({"method": "probe-ssr", "layers": ["ten"]}, "layers.0"),  # not a layer index
         ({"method": "probe-ssr", "layers": [1, 1]}, "duplicates"),
         ({"steps": 0}, "steps must be >= 1"),
+        ({"success": "llm"}, "Unknown success check 'llm'"),
+        ({"final_new_tokens": 0}, "final_new_tokens"),
     ],
 )
 def test_bad_configs(bad, match):
@@ -413,3 +415,40 @@ def test_defence_view_on_tiny(tiny3):
     assert tab["detect_attacked"].isin([0.0, 1.0]).all() and tab["val_acc"].between(0, 1).all()
     with pytest.raises(InputError, match="No attacked"):
         defence_view(tiny3, [], harmful, harmless, harmless)
+
+
+def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        C, "_fit_sets", lambda n: (["the cat sat", "a dog went"], ["Mary gave ball", "Tom is it"])
+    )
+    calls: list[int] = []
+
+    def generate(p, max_new_tokens=32):
+        calls.append(max_new_tokens)
+        return "I'm sorry, no." if max_new_tokens > 4 else "sure thing"  # long answers turn to refusals
+
+    monkeypatch.setattr(tiny3, "generate", generate)
+    readout = {"p": 0.2}
+    monkeypatch.setattr(
+        C.judges, "readout_judge", lambda h, prompts, probe, layer: [readout["p"]] * len(prompts)
+    )
+    cfg = _cfg(seeds=[0], prompts=[PROMPT], success="phrase+readout", readout_layer=2, check_every=1)
+    with pytest.raises(InputError, match="readout probe"):
+        C.run_attempt(tiny3, None, cfg, PROMPT, 0)
+    C.run_campaign(cfg, tmp_path / "no", progress=False, handle=tiny3)
+    (rec,) = C.read_attempts(tmp_path / "no")
+    assert not rec["success"] and rec["loop_readout"] == 0.2 and rec["time_to_first_success_s"] is None
+    assert calls == [4] and rec["response"] == "sure thing"  # no generation in the loop; one for the record
+    assert (tmp_path / "no" / "readout_probe_2.safetensors").is_file()
+
+    readout["p"], calls[:] = 0.9, []
+    C.run_campaign(cfg, tmp_path / "yes", progress=False, handle=tiny3)
+    (rec,) = C.read_attempts(tmp_path / "yes")
+    assert rec["success"] and rec["first_success_step"] == 1 and rec["success_check"] == "phrase+readout"
+    assert calls == [4]
+
+    longer = cfg.model_copy(update={"final_new_tokens": 16})
+    C.run_campaign(longer, tmp_path / "long", progress=False, handle=tiny3)
+    (rec,) = C.read_attempts(tmp_path / "long")
+    assert not rec["success"] and rec["time_to_first_success_s"] is None  # the longer answer refuses
+    assert rec["response"] == "I'm sorry, no."
