@@ -148,6 +148,7 @@ def grid_summary(_handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int =
     """:func:`analysis.channels.head_pair_summary` of the scan: strongest component per pair and mode."""
     from analysis.channels import head_pair_summary
 
+    null_table(_handle, key, n_null, seed)  # warmed with the scan, so the first pair click does not pay it
     return head_pair_summary(channel_scan(_handle, key, n_null, seed))
 
 
