@@ -179,7 +179,8 @@ def search_shapes(gallery: ShapeGallery, text: str, k: int = 5) -> pd.DataFrame:
 
 def search_captions(gallery: ShapeGallery, shape: int, k: int = 5) -> pd.DataFrame:
     """The ``k`` gallery captions that best match gallery shape ``shape``: ``rank, caption_of, caption,
-    score, correct`` (``correct``: the shape's own caption; ``same_attributes``: an equivalent one)."""
+    score, correct, same_attributes`` (``correct``: the shape's own caption; ``same_attributes``: one with
+    the same captioned attributes)."""
     n = len(gallery.shapes)
     if isinstance(shape, bool) or not isinstance(shape, int | np.integer) or not 0 <= shape < n:
         raise InputError(f"shape must be a gallery index in 0..{n - 1}, got {shape!r}.")

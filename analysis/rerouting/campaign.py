@@ -336,13 +336,13 @@ def run_attempt(handle, objective, cfg: CampaignConfig, prompt: str, seed: int, 
         state["first_success_s"] = time.perf_counter() - t0
         state["first_success_step"] = res.steps
     text = prompt + handle.tokenizer.decode(res.best_ids)
-    if response is None:  # the readout failed: still record what the model says, for review
-        response = handle.generate(text, max_new_tokens=cfg.max_new_tokens)
     if cfg.final_new_tokens and cfg.final_new_tokens > cfg.max_new_tokens:
         response = handle.generate(text, max_new_tokens=cfg.final_new_tokens)
         if success and not judges.judge(response):  # the longer answer turns into a refusal
             success = False
             state["first_success_s"] = state["first_success_step"] = None
+    elif response is None:  # the readout failed: still record what the model says, for review
+        response = handle.generate(text, max_new_tokens=cfg.max_new_tokens)
     curve = res.losses
     return {
         "key": attempt_key(prompt, seed),
@@ -477,13 +477,12 @@ def strict_judge(
 
     For every attempt: ``readout`` = P(harmless) of a logistic probe at ``readout_layer`` (default: the
     final layer; fitted on ``fit_prompts`` train prompts per class and cached in
-    ``readout_probe.safetensors``) on the attacked prompt. With ``judge_model`` (a packaged chat model,
+    ``readout_probe_<layer>.safetensors``, see :func:`readout_probe`) on the attacked prompt. With ``judge_model`` (a packaged chat model,
     e.g. ``qwen2.5-coder-1.5b-instruct``, or an already loaded :class:`~analysis.rerouting.judge.LLMJudge`):
     ``llm`` = the rubric judge's P(YES) that the response gives
     the harmful help asked for, scored only for phrase-matcher successes (the rest cannot succeed).
     Returns one row per judged attempt: key, readout_layer, readout, llm, judge_model.
     """
-
     run_dir = Path(run_dir)
     rows = read_attempts(run_dir)
     if not rows:

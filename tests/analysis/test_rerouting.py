@@ -452,3 +452,7 @@ def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_p
     (rec,) = C.read_attempts(tmp_path / "long")
     assert not rec["success"] and rec["time_to_first_success_s"] is None  # the longer answer refuses
     assert rec["response"] == "I'm sorry, no."
+
+    readout["p"], calls[:] = 0.2, []  # readout never flips: one long answer for the record, no short one
+    C.run_campaign(longer, tmp_path / "long-no", progress=False, handle=tiny3)
+    assert calls == [16] and not C.read_attempts(tmp_path / "long-no")[0]["success"]
