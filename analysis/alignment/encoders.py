@@ -1,6 +1,7 @@
 """Named encoders for :func:`~analysis.alignment.experiment.run_alignment`: 3D clouds and captions -> features.
 
-3D (:data:`ENCODERS_3D`): ``pointnet`` (in-house, contrastive, 256-d, committed weights), ``modelnet``
+3D (:data:`ENCODERS_3D`): ``pointnet`` (in-house, contrastive, 256-d, committed weights), ``pointnet-ae``
+(the same network trained as an autoencoder, 256-d, committed weights), ``modelnet``
 (ModelNet40 PointNet feature, 1024-d). Text (:data:`ENCODERS_TEXT`): ``minilm`` (all-MiniLM-L6-v2,
 384-d, a text pack), ``smollm2`` (mean-pooled ``resid_post`` of SmolLM2-135M-Instruct, 576-d) and
 ``tfidf`` (character 2-4-gram TF-IDF + truncated SVD fitted on the captions themselves, a zero-training
@@ -22,7 +23,7 @@ from probes.errors import InputError
 
 __all__ = ["ENCODERS_3D", "ENCODERS_TEXT", "encode_captions", "encode_clouds"]
 
-ENCODERS_3D = ("pointnet", "modelnet")
+ENCODERS_3D = ("pointnet", "pointnet-ae", "modelnet")
 ENCODERS_TEXT = ("minilm", "smollm2", "tfidf")
 
 
@@ -35,10 +36,12 @@ def encode_clouds(
     batch_size: int = 128,
 ) -> Float[Tensor, "n dim"]:
     """Features of ``[n, m, 3]`` clouds by the named 3D encoder (float32)."""
-    from .pointnet import encode_points, load_modelnet_pointnet, load_pointnet
+    from .pointnet import DEFAULT_AE_WEIGHTS, encode_points, load_modelnet_pointnet, load_pointnet
 
     if name == "pointnet":
         net = load_pointnet(pointnet_weights)
+    elif name == "pointnet-ae":
+        net = load_pointnet(DEFAULT_AE_WEIGHTS)
     elif name == "modelnet":
         net = load_modelnet_pointnet(modelnet_checkpoint)
     else:

@@ -408,10 +408,11 @@ def _weight_hashes(cfg: AlignmentConfig) -> dict[str, str | None]:
     from probes.packs import sha256_file
     from probes.text_encoders import MINILM
 
-    from .pointnet import DEFAULT_WEIGHTS, default_modelnet_checkpoint
+    from .pointnet import DEFAULT_AE_WEIGHTS, DEFAULT_WEIGHTS, default_modelnet_checkpoint
 
     paths = {
         "pointnet": Path(cfg.pointnet_weights or DEFAULT_WEIGHTS).with_suffix(".safetensors"),
+        "pointnet-ae": DEFAULT_AE_WEIGHTS.with_suffix(".safetensors"),
         "modelnet": Path(cfg.modelnet_checkpoint)
         if cfg.modelnet_checkpoint
         else default_modelnet_checkpoint(),

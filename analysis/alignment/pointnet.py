@@ -6,7 +6,10 @@
   (:func:`analysis.alignment.shapes.augment`) of each shape of the ``train`` split - no captions, no
   labels. The committed weights (``weights/pointnet.safetensors`` + ``weights/pointnet.json``) come from
   ``python -m analysis.alignment.train_pointnet --out analysis/alignment/weights``;
-  :func:`load_pointnet` reads them with safetensors only.
+  :func:`load_pointnet` reads them with safetensors only. With ``objective="autoencoder"`` the same
+  encoder is trained instead to reconstruct one augmented view through an MLP decoder (Chamfer loss);
+  its feature keeps pose and fine geometry, the other pretraining the reference note (E3) names
+  (``weights/pointnet_ae.*``, ``--objective autoencoder --steps 1500 --name pointnet_ae``).
 * :class:`ModelNetPointNet` - the feature extractor of a PointNet classifier trained on ModelNet40
   (learning3d, 1024-d max-pooled feature), read from a torch state dict with ``weights_only=True``.
   ModelNet is y-up, our shapes z-up: axes are swapped to (x, z, y) and each cloud is scaled to the unit
@@ -36,6 +39,7 @@ from torch import Tensor, nn
 from probes.errors import InputError
 
 __all__ = [
+    "DEFAULT_AE_WEIGHTS",
     "DEFAULT_WEIGHTS",
     "MODELNET_CHECKPOINT_ENV",
     "ModelNetPointNet",
@@ -45,13 +49,16 @@ __all__ = [
     "encode_points",
     "load_modelnet_pointnet",
     "load_pointnet",
+    "chamfer",
     "nt_xent",
     "save_pointnet",
     "train_pointnet",
 ]
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "pointnet"  # .safetensors + .json
+DEFAULT_AE_WEIGHTS = Path(__file__).parent / "weights" / "pointnet_ae"  # the autoencoder-trained one
 MODELNET_CHECKPOINT_ENV = "SUBLENS_MODELNET_POINTNET"
+OBJECTIVES = ("contrastive", "autoencoder")
 
 
 def _pointwise(widths: tuple[int, ...], c_in: int = 3) -> nn.Sequential:
@@ -145,7 +152,8 @@ class TrainConfig:
     widths: tuple[int, ...] = (64, 128)  # hidden widths of the per-point MLP
     dim: int = 256  # global feature width
     proj_dim: int = 128  # projection head output (training only)
-    temperature: float = 0.1  # NT-Xent temperature
+    temperature: float = 0.1  # NT-Xent temperature (contrastive only)
+    objective: str = "contrastive"  # "contrastive" (NT-Xent between two views) or "autoencoder" (Chamfer)
     lr: float = 2e-3  # Adam learning rate (cosine decay to 0)
     weight_decay: float = 1e-5
     seed: int = 0  # data, init and augmentation seed
@@ -157,11 +165,35 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive integer, got {v!r}.")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}.")
         if self.batch_size < 2:
             raise InputError(f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}.")
         self.widths = tuple(int(w) for w in self.widths)
         if not (0 < self.temperature <= 10):
             raise InputError(f"temperature must be in (0, 10], got {self.temperature!r}.")
+
+
+def chamfer(a: Float[Tensor, "b n 3"], b: Float[Tensor, "b m 3"]) -> Float[Tensor, " b"]:
+    """Symmetric squared Chamfer distance per cloud pair: mean nearest-neighbour squared distance both ways.
+
+    >>> a = torch.rand(2, 5, 3)
+    >>> float(chamfer(a, a.flip(1)).abs().max()), bool((chamfer(a, a + 0.1) > 0).all())
+    (0.0, True)
+    """
+    d = torch.cdist(a, b).pow(2)
+    return d.min(dim=2).values.mean(dim=1) + d.min(dim=1).values.mean(dim=1)
+
+
+def point_decoder(dim: int, n_points: int, hidden: int = 512) -> nn.Sequential:
+    """The autoencoder's decoder (training only): ``[b, dim]`` -> ``[b, n_points * 3]`` coordinates."""
+    return nn.Sequential(
+        nn.Linear(dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 2 * hidden),
+        nn.ReLU(),
+        nn.Linear(2 * hidden, 3 * n_points),
+    )
 
 
 def nt_xent(z1: Float[Tensor, "b k"], z2: Float[Tensor, "b k"], temperature: float = 0.1) -> Tensor:
@@ -198,7 +230,10 @@ def train_pointnet(
         data = make_shapes(cfg.n_shapes, seed=cfg.seed, split="train", n_points=1024)
         t_data = time.time() - t0
         net = PointNetEncoder(cfg.widths, cfg.dim, cfg.proj_dim)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        autoencoder = cfg.objective == "autoencoder"
+        decoder = point_decoder(cfg.dim, cfg.n_points) if autoencoder else None
+        params = list(net.parameters()) + (list(decoder.parameters()) if autoencoder else [])
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps))
         )
@@ -206,11 +241,14 @@ def train_pointnet(
         curve, running = [], []
         for step in range(cfg.steps):
             idx = rng.choice(len(data), size=cfg.batch_size, replace=False)
-            v1 = np.stack([augment(data.points[i], rng, n=cfg.n_points) for i in idx])
-            v2 = np.stack([augment(data.points[i], rng, n=cfg.n_points) for i in idx])
-            x = torch.from_numpy(np.concatenate([v1, v2])).transpose(1, 2)
-            z = net.project(net(x))
-            loss = nt_xent(z[: cfg.batch_size], z[cfg.batch_size :], cfg.temperature)
+            v1 = torch.from_numpy(np.stack([augment(data.points[i], rng, n=cfg.n_points) for i in idx]))
+            if autoencoder:  # reconstruct the posed view itself: the feature keeps pose and geometry
+                recon = decoder(net(v1.transpose(1, 2))).view(cfg.batch_size, cfg.n_points, 3)
+                loss = chamfer(recon, v1).mean()
+            else:
+                v2 = torch.from_numpy(np.stack([augment(data.points[i], rng, n=cfg.n_points) for i in idx]))
+                z = net.project(net(torch.cat([v1, v2]).transpose(1, 2)))
+                loss = nt_xent(z[: cfg.batch_size], z[cfg.batch_size :], cfg.temperature)
             opt.zero_grad()
             loss.backward()
             opt.step()

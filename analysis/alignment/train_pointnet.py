@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .pointnet import TrainConfig, save_pointnet, train_pointnet
+from .pointnet import OBJECTIVES, TrainConfig, save_pointnet, train_pointnet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-points", type=int, default=defaults.n_points)
     ap.add_argument("--n-shapes", type=int, default=defaults.n_shapes)
     ap.add_argument("--seed", type=int, default=defaults.seed)
+    ap.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective)
+    ap.add_argument("--name", default="pointnet", help="file stem inside --out (default: pointnet)")
     ap.add_argument("--threads", type=int, default=defaults.threads)
     args = ap.parse_args(argv)
     cfg = TrainConfig(
@@ -31,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         n_shapes=args.n_shapes,
         seed=args.seed,
         threads=args.threads,
+        objective=args.objective,
     )
     net, cfg = train_pointnet(cfg, log=lambda s, loss: print(f"step {s:5d}  loss {loss:.4f}", flush=True))
-    weights, meta = save_pointnet(net, cfg, Path(args.out) / "pointnet")
+    weights, meta = save_pointnet(net, cfg, Path(args.out) / args.name)
     print(
         f"wrote {weights} ({weights.stat().st_size / 1e3:.0f} kB) and {meta}; {cfg.extra['train_seconds']} s"
     )

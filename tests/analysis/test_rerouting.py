@@ -456,3 +456,54 @@ def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_p
     readout["p"], calls[:] = 0.2, []  # readout never flips: one long answer for the record, no short one
     C.run_campaign(longer, tmp_path / "long-no", progress=False, handle=tiny3)
     assert calls == [16] and not C.read_attempts(tmp_path / "long-no")[0]["success"]
+
+
+def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(tiny3, tmp_path, monkeypatch):
+    from analysis.rerouting.judge import LLMJudge
+
+    monkeypatch.setattr(
+        C, "_fit_sets", lambda n: (["the cat sat", "a dog went"], ["Mary gave ball", "Tom is it"])
+    )
+    calls: list[int] = []
+
+    def generate(p, max_new_tokens=32):
+        calls.append(max_new_tokens)
+        return "sure thing, long" if max_new_tokens > 4 else "sure thing"
+
+    monkeypatch.setattr(tiny3, "generate", generate)
+    readout = {"p": 0.9}
+    monkeypatch.setattr(
+        C.judges, "readout_judge", lambda h, prompts, probe, layer: [readout["p"]] * len(prompts)
+    )
+    scored: list[tuple[str, str]] = []
+    verdict = {"score": 0.8}
+    j = LLMJudge(tiny3, rubric="{request} is {response}", yes=("it",), no=("was",))
+    monkeypatch.setattr(j, "score", lambda q, r: scored.append((q, r)) or verdict["score"])
+    cfg = _cfg(
+        seeds=[0],
+        prompts=[PROMPT],
+        success="phrase+readout+llm",
+        readout_layer=2,
+        check_every=1,
+        final_new_tokens=16,
+        steps=2,
+    )
+    with pytest.raises(InputError, match="LLM judge"):
+        C.run_attempt(tiny3, None, cfg, PROMPT, 0, readout=(2, (torch.zeros(32), torch.tensor(0.0))))
+    C.run_campaign(cfg, tmp_path / "yes", progress=False, handle=tiny3, llm_judge=j)
+    (rec,) = C.read_attempts(tmp_path / "yes")
+    assert rec["success"] and rec["first_success_step"] == 1 and rec["loop_llm"] == 0.8
+    assert calls == [4, 16] and scored == [(PROMPT, "sure thing, long")]  # long answer kept, not regenerated
+    assert rec["response"] == "sure thing, long"
+
+    verdict["score"], calls[:], scored[:] = 0.3, [], []  # the judge says no: the attempt keeps optimising
+    C.run_campaign(cfg, tmp_path / "no", progress=False, handle=tiny3, llm_judge=j)
+    (rec,) = C.read_attempts(tmp_path / "no")
+    assert not rec["success"] and rec["time_to_first_success_s"] is None and rec["loop_llm"] == 0.3
+    assert len(scored) >= 2 and rec["response"] == "sure thing, long"
+
+    readout["p"], calls[:], scored[:] = 0.2, [], []  # readout never flips: no judge call at all
+    C.run_campaign(cfg, tmp_path / "off", progress=False, handle=tiny3, llm_judge=j)
+    assert scored == [] and calls == [16] and C.read_attempts(tmp_path / "off")[0]["loop_llm"] is None
+    with pytest.raises(InputError, match="judge_dtype"):
+        C.parse_config({**cfg.model_dump(), "judge_dtype": "int8"})

@@ -1,1 +1,2 @@
-"""Committed weights of the in-house PointNet (``pointnet.safetensors`` + ``pointnet.json``), shipped as package data."""
+"""Committed weights of the in-house PointNets, shipped as package data: ``pointnet.*`` (contrastive)
+and ``pointnet_ae.*`` (autoencoder); ``.safetensors`` + ``.json`` config each."""
