@@ -65,7 +65,7 @@ def report(res, cfg) -> str:
         f"timings (s): {', '.join(f'{k} {v:.0f}' for k, v in res.seconds.items())}\n",
     ]
     diag = res.diagnostics.groupby(["encoder_3d", "encoder_text"], sort=False)[
-        ["raw_linear_cka", "chance_top1", "chance_top5", "chance_label"]
+        ["raw_linear_cka", "chance_top1", "chance_top5", "chance_label", "oracle_top1"]
     ].mean()
     lines += ["## Raw spaces and chance\n", _md(diag.reset_index(), "{:.4f}"), ""]
     for (e3, et), s in summ.groupby(["encoder_3d", "encoder_text"], sort=False):
@@ -111,10 +111,22 @@ def report(res, cfg) -> str:
         sub = top[top.d > 0]
         i = sub["t2s_top1_mean"].idxmax()
         ratio = sub.loc[i, "t2s_top1_mean"] / max(full, 1e-12)
+        oracle = float(diag.loc[(e3, et), "oracle_top1"])
+        per_aligner = []
+        for full_m, sub_m in (("affine", "cca_affine"), ("local_cka", "cca_local_cka")):
+            f, s_ = top[top.method == full_m], top[top.method == sub_m]
+            if len(f) and len(s_):
+                a, b = float(f.t2s_top1_mean.max()), float(s_.t2s_top1_mean.max())
+                per_aligner.append(
+                    f"{sub_m} / {full_m} {100 * b:.1f} / {100 * a:.1f}% = {b / max(a, 1e-12):.1f}x"
+                )
         lines += [
             f"**Headline ({e3} x {et}, {n_max} anchors):** best subspace top-1 {100 * sub.loc[i, 't2s_top1_mean']:.1f}% "
             f"({sub.loc[i, 'method']}, d = {sub.loc[i, 'd']}) vs best full-space {100 * full:.1f}%: "
-            f"**{ratio:.1f}x** (target >= 3x; chance {100 / cfg.n_query:.1f}%).\n"
+            f"**{ratio:.1f}x** (target >= 3x; chance {100 / cfg.n_query:.1f}%). Per aligner: "
+            f"{'; '.join(per_aligner) or 'n/a'}. Caption-oracle ceiling of instance top-1 (queries sharing a "
+            f"caption meaning are indistinguishable from text): {100 * oracle:.1f}%, i.e. at most "
+            f"{oracle / max(full, 1e-12):.1f}x over this full-space baseline.\n"
         ]
     if len(res.semantics):
         sem = res.semantics[

@@ -5,7 +5,8 @@
 
 For each method: one attempt per prompt (same suffix length, steps, candidates per step, judging
 every ``--check-every`` steps with the refusal-phrase matcher on a greedy response, and with
-``--success phrase+readout`` also the final-layer probe readout), then ASR and the
+``--success phrase+readout`` also the final-layer probe readout, with ``phrase+readout+llm`` also the
+rubric LLM judge on a ``--final-new-tokens`` answer), then ASR and the
 median time to first success. Throughput: candidates evaluated per second for Probe-SSR with the
 truncated forward (stops after the last targeted layer), the same loss with a full forward, and GCG
 (full forward plus target logits), on the same random candidates. Prints the ratios.
@@ -57,6 +58,8 @@ def throughput(
 
 
 def main(argv: list[str] | None = None) -> Path:
+    from analysis.rerouting import campaign as C
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--n-prompts", type=int, default=4)
@@ -76,9 +79,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument(
         "--success",
         default="phrase",
-        choices=["phrase", "phrase+readout"],
-        help="in-loop success check (phrase+readout: the final-layer probe must also read the prompt as harmless)",
+        choices=list(C.SUCCESS_CHECKS),
+        help="in-loop success check (phrase+readout: the final-layer probe must also read the prompt as "
+        "harmless; phrase+readout+llm: and the rubric LLM judge says the --final-new-tokens answer complies)",
     )
+    p.add_argument("--final-new-tokens", type=int, default=None, help="re-judge a longer final answer")
+    p.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct", help="LLM judge (+llm only)")
+    p.add_argument("--judge-dtype", default="bfloat16", choices=list(C.JUDGE_DTYPES))
     p.add_argument("--fit-prompts", type=int, default=32, help="train prompts per class for the probes")
     p.add_argument("--throughput-candidates", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
@@ -87,7 +94,6 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(args.threads)
     started = time.time()
 
-    from analysis.rerouting import campaign as C
     from probes.datasets import load_instructions, refusal_data_dir
     from probes.errors import InputError
     from probes.runs import new_run_dir, write_sidecar
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> Path:
         check_every=args.check_every,
         max_new_tokens=args.max_new_tokens,
         success=args.success,
+        final_new_tokens=args.final_new_tokens,
+        judge_model=args.judge_model,
+        judge_dtype=args.judge_dtype,
         prompts_file=args.prompts_file or str(refusal_data_dir() / "harmful_val.json"),
     )
     handle = C.load_handle(base)
@@ -129,12 +138,13 @@ def main(argv: list[str] | None = None) -> Path:
     )
 
     objectives = {"probe-ssr": C.build_objective(handle, ssr), "gcg": C.build_objective(handle, gcg)}
-    readout = C.readout_probe(handle, base, run_dir) if args.success == "phrase+readout" else None
+    readout = C.readout_probe(handle, base, run_dir) if args.success.startswith("phrase+readout") else None
+    llm = C.load_llm_judge(base) if args.success.endswith("+llm") else None
     summary: dict = {"model": handle.name, "prompts": len(prompts), "layers": layers, "methods": {}}
     for method, cfg in (("probe-ssr", ssr), ("gcg", gcg)):
         recs = []
         for prompt in prompts:
-            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0, readout=readout)
+            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0, readout=readout, llm=llm)
             C.append_attempt(run_dir, rec)
             recs.append(rec)
             print(

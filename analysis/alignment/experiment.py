@@ -33,7 +33,7 @@ from probes.errors import InputError
 
 from .align import FULL_METHODS, METHODS, SUBSPACE_METHODS, alignment_scores, fit_cca
 from .encoders import ENCODERS_3D, ENCODERS_TEXT, encode_captions, encode_clouds
-from .retrieval import label_chance, retrieval_metrics
+from .retrieval import caption_oracle_top1, label_chance, retrieval_metrics
 from .shapes import FAMILIES, anchor_query_split, make_shapes
 
 __all__ = [
@@ -278,6 +278,7 @@ def run_experiment(
                             "chance_top1": 1 / cfg.n_query,
                             "chance_top5": 5 / cfg.n_query,
                             "chance_label": label_chance(lab),
+                            "oracle_top1": caption_oracle_top1(lab),
                         }
                     )
                     for method in (m for m in cfg.methods if m in FULL_METHODS):

@@ -31,6 +31,7 @@ from probes.errors import InputError
 
 __all__ = [
     "hungarian_accuracy",
+    "caption_oracle_top1",
     "label_chance",
     "retrieval_accuracy",
     "retrieval_metrics",
@@ -105,6 +106,19 @@ def label_chance(labels: Sequence) -> float:
     _, counts = np.unique(np.asarray(labels), return_counts=True)
     p = counts / counts.sum()
     return float((p * p).sum())
+
+
+def caption_oracle_top1(labels: Sequence) -> float:
+    """Best expected instance-level ``top1`` of any method that sees only caption meanings: ``mean_i 1 / n_c(i)``.
+
+    A query caption shared by ``n_c`` candidates (same captioned attributes) cannot tell them apart, so even
+    a perfect reader of captions ranks its own shape first with probability ``1 / n_c``.
+
+    >>> caption_oracle_top1(["a", "a", "b", "c"])
+    0.75
+    """
+    _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    return float(np.mean(1.0 / counts[inverse]))
 
 
 def hungarian_accuracy(

@@ -31,7 +31,9 @@ def app(
     model: str = typer.Option(None, help="initial model in the picker (default: the embedded default pack)"),
     port: int = typer.Option(8501, help="port to serve on"),
     host: str = typer.Option("127.0.0.1", help="address to bind (localhost by default)"),
-    fetch: bool = typer.Option(True, "--fetch/--no-fetch", help="fetch the initial model's pack first if needed"),
+    fetch: bool = typer.Option(
+        True, "--fetch/--no-fetch", help="fetch the initial model's pack first if needed"
+    ),
 ) -> None:
     """Start the dashboard (channels explorer, edit lab, refusal & attacks, representations)."""
     from probes.packs import DEFAULT_MODEL, PACKS, fetch_pack, is_fetched

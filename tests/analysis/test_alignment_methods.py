@@ -18,6 +18,7 @@ from analysis.alignment.align import (
     local_cka_scores,
 )
 from analysis.alignment.retrieval import (
+    caption_oracle_top1,
     hungarian_accuracy,
     label_chance,
     retrieval_accuracy,
@@ -224,6 +225,18 @@ def test_label_metrics():
     m = retrieval_metrics(s, seed=0, labels=labels, ks=(1,))
     assert m["t2s_top1"] == 0.0 and m["t2s_top1_label"] == 1.0 and m["matching_label"] == 1.0
     assert label_chance(labels) == 0.5
+
+
+def test_caption_oracle_is_what_a_perfect_caption_reader_scores():
+    """Scores that know only caption meanings (1 for same label, 0 otherwise): top-1 over many candidate
+    shuffles averages to ``caption_oracle_top1``, and such a reader is right at the label level every time."""
+    labels = np.array(list("aaabbcdddd"))
+    s = (labels[:, None] == labels[None, :]).astype(float)
+    top1 = [retrieval_metrics(s, seed=k, labels=labels, ks=(1,))["t2s_top1"] for k in range(400)]
+    want = (3 * (1 / 3) + 2 * (1 / 2) + 1 + 4 * (1 / 4)) / 10
+    assert caption_oracle_top1(labels) == pytest.approx(want)
+    assert np.mean(top1) == pytest.approx(want, abs=0.03)
+    assert retrieval_metrics(s, seed=0, labels=labels, ks=(1,))["t2s_top1_label"] == 1.0
 
 
 def test_retrieval_bad_input():

@@ -152,7 +152,9 @@ def test_representations_live_search():
     assert "fitted on 250 anchor pairs; gallery of 200 shapes" in texts(at.caption)
     at.text_input(key="gal_query").input("a small table with four legs").run()
     hits = frame(at, "same_attributes")
-    assert len(hits) == 5 and hits["score"].is_monotonic_decreasing and hits["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert (
+        len(hits) == 5 and hits["score"].is_monotonic_decreasing and hits["rank"].tolist() == [1, 2, 3, 4, 5]
+    )
     back = frame(at, "caption_of")
     assert back["caption_of"].iloc[0] in range(200) and back["score"].is_monotonic_decreasing
     at.text_input(key="gal_query").input(" ").run()

@@ -59,5 +59,7 @@ def test_texts_longer_than_the_context_are_truncated_to_it():
 
     handle = load_model("organism")
     text = " ".join(["Mary gave the ball to John ."] * 40)
-    assert handle.info.n_ctx is not None and len(handle.tokenize([text], chat=False)[0][0]) > handle.info.n_ctx
+    assert (
+        handle.info.n_ctx is not None and len(handle.tokenize([text], chat=False)[0][0]) > handle.info.n_ctx
+    )
     assert lm_loss(handle, [text], max_tokens=1000) > 0
