@@ -30,8 +30,8 @@ from scipy.optimize import linear_sum_assignment
 from probes.errors import InputError
 
 __all__ = [
-    "hungarian_accuracy",
     "caption_oracle_top1",
+    "hungarian_accuracy",
     "label_chance",
     "retrieval_accuracy",
     "retrieval_metrics",

@@ -69,7 +69,7 @@ class CampaignConfig(BaseModel):
     #   complies (it runs only once the readout and the phrase check pass)
     readout_layer: int | None = None  # layer of that readout probe (None: the final layer)
     judge_model: str = "qwen2.5-coder-1.5b-instruct"  # in-loop LLM judge ("phrase+readout+llm" only)
-    judge_dtype: str = "float32"  # its weights: float32 | bfloat16 (half the memory, a little slower on CPU)
+    judge_dtype: str = "float32"  # its weights: float32 | bfloat16 (half the memory; 1.0 vs 3.9 s/score here)
     final_new_tokens: int | None = None  # re-generate the final response this long and judge it again
     device: str = "cpu"
     seed: int = 0  # seed for fitting and anything not per attempt

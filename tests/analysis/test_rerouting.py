@@ -417,10 +417,22 @@ def test_defence_view_on_tiny(tiny3):
         defence_view(tiny3, [], harmful, harmless, harmless)
 
 
-def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_path, monkeypatch):
+@pytest.fixture
+def fixed_readout(monkeypatch):
+    """Tiny fit sets, and a readout judge that returns ``state["p"]`` for every prompt (set it in the test)."""
     monkeypatch.setattr(
         C, "_fit_sets", lambda n: (["the cat sat", "a dog went"], ["Mary gave ball", "Tom is it"])
     )
+    state = {"p": 0.5}
+    monkeypatch.setattr(
+        C.judges, "readout_judge", lambda h, prompts, probe, layer: [state["p"]] * len(prompts)
+    )
+    return state
+
+
+def test_phrase_plus_readout_generates_only_after_the_readout_flips(
+    tiny3, tmp_path, monkeypatch, fixed_readout
+):
     calls: list[int] = []
 
     def generate(p, max_new_tokens=32):
@@ -428,10 +440,8 @@ def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_p
         return "I'm sorry, no." if max_new_tokens > 4 else "sure thing"  # long answers turn to refusals
 
     monkeypatch.setattr(tiny3, "generate", generate)
-    readout = {"p": 0.2}
-    monkeypatch.setattr(
-        C.judges, "readout_judge", lambda h, prompts, probe, layer: [readout["p"]] * len(prompts)
-    )
+    readout = fixed_readout
+    readout["p"] = 0.2
     cfg = _cfg(seeds=[0], prompts=[PROMPT], success="phrase+readout", readout_layer=2, check_every=1)
     with pytest.raises(InputError, match="readout probe"):
         C.run_attempt(tiny3, None, cfg, PROMPT, 0)
@@ -458,12 +468,11 @@ def test_phrase_plus_readout_generates_only_after_the_readout_flips(tiny3, tmp_p
     assert calls == [16] and not C.read_attempts(tmp_path / "long-no")[0]["success"]
 
 
-def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(tiny3, tmp_path, monkeypatch):
+def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(
+    tiny3, tmp_path, monkeypatch, fixed_readout
+):
     from analysis.rerouting.judge import LLMJudge
 
-    monkeypatch.setattr(
-        C, "_fit_sets", lambda n: (["the cat sat", "a dog went"], ["Mary gave ball", "Tom is it"])
-    )
     calls: list[int] = []
 
     def generate(p, max_new_tokens=32):
@@ -471,10 +480,8 @@ def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(ti
         return "sure thing, long" if max_new_tokens > 4 else "sure thing"
 
     monkeypatch.setattr(tiny3, "generate", generate)
-    readout = {"p": 0.9}
-    monkeypatch.setattr(
-        C.judges, "readout_judge", lambda h, prompts, probe, layer: [readout["p"]] * len(prompts)
-    )
+    readout = fixed_readout
+    readout["p"] = 0.9
     scored: list[tuple[str, str]] = []
     verdict = {"score": 0.8}
     j = LLMJudge(tiny3, rubric="{request} is {response}", yes=("it",), no=("was",))
