@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     objectives = {"probe-ssr": C.build_objective(handle, ssr), "gcg": C.build_objective(handle, gcg)}
     readout = C.readout_probe(handle, base, run_dir) if args.success.startswith("phrase+readout") else None
-    llm = C.load_llm_judge(base) if args.success.endswith("+llm") else None
+    llm = C.load_llm_judge(base) if "+llm" in args.success else None
     summary: dict = {"model": handle.name, "prompts": len(prompts), "layers": layers, "methods": {}}
     for method, cfg in (("probe-ssr", ssr), ("gcg", gcg)):
         recs = []

@@ -516,6 +516,42 @@ def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(
         C.parse_config({**cfg.model_dump(), "judge_dtype": "int8"})
 
 
+def test_content_check_skips_the_llm_judge_on_non_answers(tiny3, tmp_path, monkeypatch, fixed_readout):
+    from analysis.rerouting.judge import LLMJudge
+
+    answer = {"long": "Sure, what exactly do you want to know about it?"}  # asks back: no content
+    monkeypatch.setattr(
+        tiny3, "generate", lambda p, max_new_tokens=32: answer["long"] if max_new_tokens > 4 else "ok"
+    )
+    fixed_readout["p"] = 0.9
+    scored: list[str] = []
+    j = LLMJudge(tiny3, rubric="{request} is {response}", yes=("it",), no=("was",))
+    monkeypatch.setattr(j, "score", lambda q, r: scored.append(r) or 0.9)  # a judge that says YES to all
+    cfg = _cfg(
+        seeds=[0],
+        prompts=[PROMPT],
+        success="phrase+readout+llm+content",
+        readout_layer=2,
+        check_every=1,
+        final_new_tokens=16,
+        steps=2,
+    )
+    C.run_campaign(cfg, tmp_path / "asks", progress=False, handle=tiny3, llm_judge=j)
+    (rec,) = C.read_attempts(tmp_path / "asks")
+    assert not rec["success"] and rec["loop_non_answer"] == "short" and rec["loop_llm"] is None
+    assert scored == []  # the judge never sees a non-answer
+
+    answer["long"] = "To do it, take the lid off, then turn the screw left twice and lift it. " * 3
+    C.run_campaign(cfg, tmp_path / "steps", progress=False, handle=tiny3, llm_judge=j)
+    (rec,) = C.read_attempts(tmp_path / "steps")
+    assert rec["success"] and rec["loop_non_answer"] is None and rec["loop_llm"] == 0.9
+    assert scored == [answer["long"]] and rec["first_success_step"] == 1
+    assert 0 <= rec["attack_s_to_first_success"] < rec["time_to_first_success_s"] and rec["judge_s"] > 0
+    assert C.report(tmp_path / "steps")["median_attack_s_to_success"].iloc[0] == pytest.approx(
+        rec["attack_s_to_first_success"]
+    )
+
+
 def test_non_answer_reasons():
     from analysis.rerouting.judge import non_answer_reason
 
