@@ -342,8 +342,14 @@ def run_attempt(
             tj = time.perf_counter()
             text = prompt + handle.tokenizer.decode(ids)
             p = judges.readout_judge(handle, [text], readout[1], readout[0])[0] if use_readout else None
-            out = {"response": None, "success": False, "readout": p, "llm": None, "long": False,
-                   "non_answer": None}
+            out = {
+                "response": None,
+                "success": False,
+                "readout": p,
+                "llm": None,
+                "long": False,
+                "non_answer": None,
+            }
             if p is None or p > 0.5:
                 out["response"] = handle.generate(text, max_new_tokens=cfg.max_new_tokens)
                 out["success"] = judges.judge(out["response"])
