@@ -87,7 +87,9 @@ def report_cmd(
         strict_judge(run_dir, handle, judge_model=judge_model, readout_layer=readout_layer, progress=True)
     tab = report(run_dir)
     write_table(tab, Path(run_dir) / "report.parquet")
-    print_frame(tab, f"attack report ({run_dir})", console)
+    # one column per (model, method), one row per metric: readable on any terminal width
+    wide = tab.set_index("method").drop(columns="model").astype(object).T.reset_index(names="metric")
+    print_frame(wide, f"attack report ({run_dir}, {', '.join(tab['model'].unique())})", console)
     if defence:
         d = campaign_defence(run_dir, handle, n_harmless=n_harmless, fpr=fpr)
         cols = ["layer", "targeted", "val_acc", "fpr", "detect_plain", "detect_attacked"]
