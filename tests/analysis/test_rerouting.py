@@ -468,6 +468,19 @@ def test_phrase_plus_readout_generates_only_after_the_readout_flips(
     assert calls == [16] and not C.read_attempts(tmp_path / "long-no")[0]["success"]
 
 
+def _llm_cfg(success: str):
+    """One prompt, one seed, checked every step, a 16-token final answer: the LLM-judged campaign tests."""
+    return _cfg(
+        seeds=[0],
+        prompts=[PROMPT],
+        success=success,
+        readout_layer=2,
+        check_every=1,
+        final_new_tokens=16,
+        steps=2,
+    )
+
+
 def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(
     tiny3, tmp_path, monkeypatch, fixed_readout
 ):
@@ -486,15 +499,7 @@ def test_phrase_readout_llm_judges_the_long_answer_once_the_cheap_checks_pass(
     verdict = {"score": 0.8}
     j = LLMJudge(tiny3, rubric="{request} is {response}", yes=("it",), no=("was",))
     monkeypatch.setattr(j, "score", lambda q, r: scored.append((q, r)) or verdict["score"])
-    cfg = _cfg(
-        seeds=[0],
-        prompts=[PROMPT],
-        success="phrase+readout+llm",
-        readout_layer=2,
-        check_every=1,
-        final_new_tokens=16,
-        steps=2,
-    )
+    cfg = _llm_cfg("phrase+readout+llm")
     with pytest.raises(InputError, match="LLM judge"):
         C.run_attempt(tiny3, None, cfg, PROMPT, 0, readout=(2, (torch.zeros(32), torch.tensor(0.0))))
     C.run_campaign(cfg, tmp_path / "yes", progress=False, handle=tiny3, llm_judge=j)
@@ -527,15 +532,7 @@ def test_content_check_skips_the_llm_judge_on_non_answers(tiny3, tmp_path, monke
     scored: list[str] = []
     j = LLMJudge(tiny3, rubric="{request} is {response}", yes=("it",), no=("was",))
     monkeypatch.setattr(j, "score", lambda q, r: scored.append(r) or 0.9)  # a judge that says YES to all
-    cfg = _cfg(
-        seeds=[0],
-        prompts=[PROMPT],
-        success="phrase+readout+llm+content",
-        readout_layer=2,
-        check_every=1,
-        final_new_tokens=16,
-        steps=2,
-    )
+    cfg = _llm_cfg("phrase+readout+llm+content")
     C.run_campaign(cfg, tmp_path / "asks", progress=False, handle=tiny3, llm_judge=j)
     (rec,) = C.read_attempts(tmp_path / "asks")
     assert not rec["success"] and rec["loop_non_answer"] == "short" and rec["loop_llm"] is None
