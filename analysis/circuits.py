@@ -44,11 +44,11 @@ from torch import Tensor
 
 from analysis.interventions import ComponentMeanAblation, ComponentRescale, HeadMeanAblation, _Context
 from analysis.tasks.ioi import ioi_names
+from probes.architecture import decoder_layers, final_norm, input_norm, norm_kind
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.hooks import bridge_hook_name, parse_hook_site
-from probes.lens import final_norm
-from probes.weights import attention_input_gain, norm_kind, raw_attention_weights
+from probes.hooks import bridge_hooks
+from probes.weights import attention_input_gain, raw_attention_weights
 
 __all__ = [
     "CleanRun",
@@ -143,23 +143,6 @@ def abc_prompts(prompts: pd.DataFrame, tokenizer, seed: int = 0) -> pd.DataFrame
 # ------------------------------------------------------------------------------------------ forward pass
 
 
-def _bridge(site_hooks: Sequence[tuple[str, Callable]], handle: ModelHandle) -> list[tuple[str, Callable]]:
-    """Site-named hooks (as interventions return them) → bridge hooks (``z`` reshaped to per head)."""
-    n_heads = handle.info.n_heads
-    out = []
-    for name, fn in site_hooks:
-        site = parse_hook_site(name, handle)
-
-        def tl_fn(x: Tensor, hook=None, _fn=fn, _z=site.kind == "z") -> Tensor:
-            shape = x.shape
-            if _z and x.ndim == 3:
-                x = x.reshape(*shape[:2], n_heads, -1)
-            return _fn(x).reshape(shape).to(x.dtype)
-
-        out.append((bridge_hook_name(site), tl_fn))
-    return out
-
-
 @dataclass
 class CleanRun:
     """What one forward pass leaves for the analyses (values at END unless said otherwise; CPU, fp32)."""
@@ -225,7 +208,7 @@ def run_clean(
         rec[hook.name] = x.detach().float().cpu()[bidx, :, end]  # [batch, head, key]
         return x
 
-    fwd = _bridge(extra_hooks, handle)
+    fwd = bridge_hooks(handle, extra_hooks)
     for L in range(n_layers):
         fwd += [
             (f"blocks.{L}.hook_resid_pre", keep(f"resid_pre.{L}")),
@@ -433,7 +416,7 @@ def head_ablation_effects(
 
         with torch.no_grad():
             logits = handle.tl.run_with_hooks(
-                batch.ids.to(handle.device), fwd_hooks=_bridge([(f"z.{L}", fn)], handle)
+                batch.ids.to(handle.device), fwd_hooks=bridge_hooks(handle, [(f"z.{L}", fn)])
             )
         last = logits.float().cpu()[bidx, end]
         ld = float((last[bidx, ans] - last[bidx, dis]).mean())
@@ -485,7 +468,7 @@ def query_path_patch(
     if L not in run.rot_k:
         raise InputError(f"run has no keys for layer {L}: call run_clean(..., key_layers=[{L}]).")
     info = handle.info
-    block_norm_kind = norm_kind(_input_norm_of(handle, L))
+    block_norm_kind = norm_kind(input_norm(decoder_layers(handle.hf)[L]))
     if block_norm_kind == "layernorm":
         raise InputError("query_path_patch supports RMSNorm models (Llama/Qwen/SmolLM) only.")
     eps = float(handle.hf.config.get_text_config().rms_norm_eps)
@@ -513,16 +496,6 @@ def query_path_patch(
             "this attention variant (biases, q/k norms, soft-capping, scaling) is not supported."
         )
     return pattern(deltas.float())
-
-
-def _input_norm_of(handle: ModelHandle, layer: int):
-    from probes.sites import decoder_layers
-
-    block = decoder_layers(handle.hf)[layer]
-    for name in ("input_layernorm", "ln_1", "input_layer_norm"):
-        if hasattr(block, name):
-            return getattr(block, name)
-    raise InputError(f"cannot find the attention input norm of layer {layer}.")
 
 
 def _inhib_metric(pat: Tensor, batch: IOIBatch) -> Tensor:

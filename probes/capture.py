@@ -16,9 +16,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from probes.activation_cache import ActivationCache
+from probes.architecture import decoder_layers, out_proj, w_o
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import Site, decoder_layers, head_out_from_z, out_proj, parse_sites, w_o
+from probes.sites import Site, head_out_from_z, parse_sites
 
 MODES = ("last", "all")
 

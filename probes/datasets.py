@@ -1,4 +1,11 @@
-"""Instruction sets for refusal probes: JSON / JSONL / CSV loaders and the shared refusal splits.
+"""Instruction sets for refusal probes (JSON / JSONL / CSV loaders, the shared refusal splits, the
+in-repo demo set) and where data outside the repository is looked for.
+
+**Finding data** (:func:`locate_data`): an explicit argument (the flag or config key the user gave),
+then an environment variable, then the documented default: ``shared/<path>`` in the folder beside the
+repository (``../shared``) or beside one of its parent folders, nearest first. The refusal splits then
+fall back to the small in-repo demo set (:data:`DEMO_INSTRUCTIONS`, with a warning); data with no demo
+stand-in raises an error that names all three places.
 
 >>> import json, tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.json"
@@ -12,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from pathlib import Path
 
 from probes.errors import InputError
@@ -22,13 +30,16 @@ __all__ = [
     "demo_instructions",
     "load_instructions",
     "load_records",
+    "locate_data",
     "refusal_data_dir",
     "shared_refusal_split",
 ]
 
 REFUSAL_SPLITS = ("harmful_train", "harmful_val", "harmless_train", "harmless_val")
+REFUSAL_DATA_ENV = "SUBLENS_REFUSAL_DATA"
+DEMO_INSTRUCTIONS = Path(__file__).parent / "data" / "demo_instructions.json"  # 30 harmful + 30 harmless
 _REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_INSTRUCTIONS = _REPO_ROOT / "analysis" / "refusal" / "data" / "demo_instructions.json"
+_DEMO_TRAIN = 20  # demo instructions per class in the *_train stand-ins; the rest are *_val
 
 
 def load_records(path: str | Path) -> list[dict]:
@@ -82,38 +93,64 @@ def load_instructions(path: str | Path, column: str = "instruction", limit: int 
     return out
 
 
-_WORKPLACE_SHARED = Path("/work/shared")  # where this workplace keeps ../shared for any clone
+def _shared_candidates(relative: str | Path) -> list[Path]:
+    return [folder / "shared" / relative for folder in _REPO_ROOT.parents]
 
 
-def refusal_data_dir(root: str | Path | None = None) -> Path:
-    """``root`` if given, else ``$SUBLENS_REFUSAL_DATA``, else ``../shared/data/refusal`` next to the repo
-    root, else the workplace's ``/work/shared/data/refusal`` (a clone elsewhere still finds it)."""
-    if root is not None:
-        if not Path(root).is_dir():
-            raise InputError(
-                f"Refusal data folder {str(root)!r} does not exist; pass a folder with harmful_train.json etc."
-            )
-        return Path(root)
-    env = os.environ.get("SUBLENS_REFUSAL_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [_REPO_ROOT.parent / "shared" / "data" / "refusal", _WORKPLACE_SHARED / "data" / "refusal"]
-    for folder in candidates:
-        if folder.is_dir():
-            return folder
-    raise InputError(
-        f"Refusal data not found at {', '.join(map(str, candidates))}; "
-        "set SUBLENS_REFUSAL_DATA to a folder holding harmful_train.json etc."
+def locate_data(explicit: str | Path | None, env_var: str, relative: str | Path, what: str) -> Path | None:
+    """Where ``what`` lives: ``explicit`` (must exist), else ``$env_var`` (must exist), else the nearest
+    ``shared/<relative>`` beside the repository or one of its parents; None when there is none.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> locate_data(d, "SUBLENS_NO_SUCH_VAR", "data/refusal", "refusal data") == Path(d)
+    True
+    """
+    for value, source in ((explicit, "the path given"), (os.environ.get(env_var), f"${env_var}")):
+        if value:
+            if not Path(value).exists():
+                raise InputError(f"{what}: {source} ({str(value)!r}) does not exist; fix the path.")
+            return Path(value)
+    return next((p for p in _shared_candidates(relative) if p.exists()), None)
+
+
+def where_looked(env_var: str, relative: str | Path) -> str:
+    """The search order of :func:`locate_data`, for error messages."""
+    return (
+        f"looked at: an explicit path, ${env_var}, and shared/{relative} beside the repository "
+        f"({_REPO_ROOT.parent}) or a folder above it"
     )
 
 
-def shared_refusal_split(name: str, limit: int | None = None, root: str | Path | None = None) -> list[str]:
-    """Instructions of one shared split: ``harmful_train``, ``harmful_val``, ``harmless_train``, ``harmless_val``.
+def refusal_data_dir(root: str | Path | None = None) -> Path | None:
+    """The folder of the refusal splits (``harmful_train.json`` etc.; see :func:`locate_data`), or None
+    when only the in-repo demo set is available."""
+    return locate_data(root, REFUSAL_DATA_ENV, "data/refusal", "Refusal data folder")
 
-    ``root`` overrides the folder (see :func:`refusal_data_dir`).
+
+def shared_refusal_split(name: str, limit: int | None = None, root: str | Path | None = None) -> list[str]:
+    """Instructions of one split: ``harmful_train``, ``harmful_val``, ``harmless_train``, ``harmless_val``.
+
+    ``root`` overrides the folder (see :func:`refusal_data_dir`). Without any folder the split comes
+    from the in-repo demo set (first 20 instructions per class for ``*_train``, the last 10 for
+    ``*_val``), with a warning: fine for a demo, too small for results.
     """
     if name not in REFUSAL_SPLITS:
         raise InputError(f"Unknown refusal split {name!r}; choose one of {', '.join(REFUSAL_SPLITS)}.")
-    return load_instructions(refusal_data_dir(root) / f"{name}.json", limit=limit)
+    folder = refusal_data_dir(root)
+    if folder is not None:
+        return load_instructions(folder / f"{name}.json", limit=limit)
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be >= 1, got {limit}.")
+    warnings.warn(
+        f"Refusal data not found ({where_looked(REFUSAL_DATA_ENV, 'data/refusal')}); using the "
+        f"60-instruction in-repo demo set for {name!r}. Set ${REFUSAL_DATA_ENV} for real results.",
+        stacklevel=2,
+    )
+    harmful, harmless = demo_instructions()
+    rows = harmful if name.startswith("harmful") else harmless
+    rows = rows[:_DEMO_TRAIN] if name.endswith("train") else rows[_DEMO_TRAIN:]
+    return rows[:limit] if limit is not None else rows
 
 
 def demo_instructions() -> tuple[list[str], list[str]]:

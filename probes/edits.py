@@ -42,10 +42,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from probes.architecture import attention, decoder_layers, input_norm, out_proj, unwrap
 from probes.errors import InputError, check_index
 from probes.handle import ModelHandle
-from probes.sites import decoder_layers, out_proj, unwrap
-from probes.weights import _attn, _input_norm, head_ov_svd
+from probes.weights import head_ov_svd
 
 __all__ = [
     "AppliedEdits",
@@ -90,7 +90,7 @@ def weights_fingerprint(handle: ModelHandle) -> str:
 
     add(unwrap(handle.hf.get_input_embeddings()).weight)
     for block in decoder_layers(handle.hf):
-        norm, attn = _input_norm(block), _attn(block)
+        norm, attn = input_norm(block), attention(block)
         if getattr(norm, "weight", None) is not None:
             add(norm.weight)
         for name in ("q_proj", "k_proj", "v_proj", "c_attn"):
@@ -341,7 +341,7 @@ class AppliedEdits:
         self._apply()
 
     def _head_slice(self, layer: int, head: int) -> tuple[torch.nn.Parameter, bool, slice]:
-        proj = unwrap(out_proj(decoder_layers(self.handle.hf)[layer]))
+        proj = out_proj(decoder_layers(self.handle.hf)[layer])
         d_head = self.handle.info.d_head
         cols = isinstance(proj, torch.nn.Linear)  # Linear: [d_model, H*d_head]; Conv1D: [H*d_head, d_model]
         return proj.weight, cols, slice(head * d_head, (head + 1) * d_head)

@@ -29,9 +29,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from probes.architecture import decoder_layers, mlp, out_proj
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import decoder_layers, out_proj
 
 __all__ = ["ablate_direction", "add_to_residual", "generate_batch"]
 
@@ -67,7 +67,7 @@ def ablate_direction(handle: ModelHandle, direction: Float[Tensor, " d_model"]) 
 
     modules = [handle.hf.get_input_embeddings()]
     for layer in decoder_layers(handle.hf):
-        modules += [out_proj(layer), layer.mlp]
+        modules += [out_proj(layer), mlp(layer)]
     handles = [m.register_forward_hook(_map_output(project_out)) for m in modules]
     try:
         yield

@@ -2,7 +2,7 @@
 
 Hook functions take the activation and return its replacement (same shape); they run in the order
 given, also when several share a site. Sites (:mod:`probes.sites` names) and the bridge hook each one
-uses:
+uses (the table is :data:`probes.sites.TL_HOOKS`):
 
 ==============  ================================  =======================================================
 site            bridge hook                       activation passed to the function
@@ -37,20 +37,11 @@ from torch import Tensor
 
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import Site, parse_sites
+from probes.sites import HOOKABLE, Site, parse_sites
 
-__all__ = ["HOOKABLE", "HookFn", "bridge_hook_name", "parse_hook_site", "run_with_hooks"]
+__all__ = ["HOOKABLE", "HookFn", "bridge_hooks", "parse_hook_site", "run_with_hooks"]
 
 HookFn = Callable[[Tensor], Tensor]
-
-_BRIDGE_HOOKS = {
-    "resid_pre": "blocks.{L}.hook_resid_pre",
-    "z": "blocks.{L}.attn.hook_z",
-    "attn_out": "blocks.{L}.attn.hook_out",
-    "mlp_out": "blocks.{L}.mlp.hook_out",
-    "resid_post": "blocks.{L}.hook_resid_post",
-}
-HOOKABLE = tuple(_BRIDGE_HOOKS)
 
 
 def parse_hook_site(site: str, handle: ModelHandle) -> Site:
@@ -63,7 +54,7 @@ def parse_hook_site(site: str, handle: ModelHandle) -> Site:
     if not isinstance(site, str) or site.endswith(".*"):
         raise InputError(f"Hook site must be one name like 'attn_out.3', got {site!r}.")
     (parsed,) = parse_sites([site], handle.info.n_layers)
-    if parsed.kind not in _BRIDGE_HOOKS:
+    if parsed.kind not in HOOKABLE:
         raise InputError(
             f"Cannot hook site {site!r}: hookable kinds are {', '.join(HOOKABLE)}. A head's write "
             "(head_out) changes through 'z.L' or by adding the change to 'attn_out.L'."
@@ -71,28 +62,16 @@ def parse_hook_site(site: str, handle: ModelHandle) -> Site:
     return parsed
 
 
-def bridge_hook_name(site: Site) -> str:
-    """The TransformerBridge hook point for a hookable site."""
-    return _BRIDGE_HOOKS[site.kind].format(L=site.layer)
+def bridge_hooks(handle: ModelHandle, hooks: Sequence[tuple[str, HookFn]]) -> list[tuple[str, Callable]]:
+    """``(site, fn)`` pairs as TransformerBridge forward hooks: ``z`` is handed over per head
+    (``[batch, pos, n_heads, d_head]``) and each result is checked to keep the activation's shape.
 
-
-def run_with_hooks(
-    handle: ModelHandle,
-    ids: Int[Tensor, "batch pos"],
-    hooks: Sequence[tuple[str, HookFn]],
-) -> Float[Tensor, "batch pos d_vocab"]:
-    """Logits of one forward pass (no grad) with ``hooks`` (``(site, fn)`` pairs) applied in order.
-
-    ``fn`` gets the activation at the site (see the module table for shapes) and returns its
-    replacement of the same shape. ``ids`` are token ids as from ``handle.tokenize`` (right-padded).
+    >>> from probes.testing import tiny_handle
+    >>> [name for name, _ in bridge_hooks(tiny_handle(), [("z.1", lambda z: z)])]
+    ['blocks.1.attn.hook_z']
     """
-    if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.dtype not in (torch.long, torch.int):
-        raise InputError(
-            "ids must be an integer tensor [batch, pos] (e.g. from handle.tokenize(prompts)), got "
-            f"{getattr(ids, 'shape', type(ids).__name__)}."
-        )
     n_heads = handle.info.n_heads
-    fwd = []
+    out = []
     for site_name, fn in hooks:
         site = parse_hook_site(site_name, handle)
         if not callable(fn):
@@ -110,7 +89,26 @@ def run_with_hooks(
                 )
             return out.reshape(shape).to(x.dtype)
 
-        fwd.append((bridge_hook_name(site), tl_fn))
+        out.append((site.tl_hook(), tl_fn))
+    return out
+
+
+def run_with_hooks(
+    handle: ModelHandle,
+    ids: Int[Tensor, "batch pos"],
+    hooks: Sequence[tuple[str, HookFn]],
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """Logits of one forward pass (no grad) with ``hooks`` (``(site, fn)`` pairs) applied in order.
+
+    ``fn`` gets the activation at the site (see the module table for shapes) and returns its
+    replacement of the same shape. ``ids`` are token ids as from ``handle.tokenize`` (right-padded).
+    """
+    if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.dtype not in (torch.long, torch.int):
+        raise InputError(
+            "ids must be an integer tensor [batch, pos] (e.g. from handle.tokenize(prompts)), got "
+            f"{getattr(ids, 'shape', type(ids).__name__)}."
+        )
+    fwd = bridge_hooks(handle, hooks)
     with torch.no_grad():
         logits = handle.tl.run_with_hooks(ids.to(handle.device), fwd_hooks=fwd)
     return logits.detach()

@@ -12,21 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from probes.architecture import final_norm, unwrap
 from probes.errors import InputError
-from probes.sites import unwrap
-
-
-def final_norm(hf_model) -> torch.nn.Module:
-    """The norm applied before the unembedding (``model.norm`` / ``transformer.ln_f``)."""
-    for path in ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm"):
-        mod = hf_model
-        try:
-            for part in path.split("."):
-                mod = getattr(mod, part)
-        except AttributeError:
-            continue
-        return unwrap(mod)
-    raise InputError(f"Cannot find the final norm of {type(hf_model).__name__}.")
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Run directories: tidy results plus a ``run.json`` sidecar (versions, model, pack hash, seed, config).
+"""Run directories: tidy results plus a ``run.json`` sidecar (versions, model, pack hash, seed, config),
+atomic parquet writes, and :class:`JsonlLog`, the append-only record log long jobs resume from.
 
 Layout: ``runs/<command>/<timestamp>-<short-hash>/`` (root overridable with ``SUBLENS_RUNS``).
 """
@@ -106,3 +107,66 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
+
+
+class JsonlLog:
+    """An append-only JSON-lines file that survives being killed at any point.
+
+    Each record is one ``os.write`` of a whole line followed by ``fsync``, so the file holds complete
+    lines plus, after a kill mid-write, at most one torn last line (no trailing newline). :meth:`read`
+    returns the complete records (a line that does not decode is skipped, so its work is redone);
+    :meth:`append` cuts a torn tail off before writing, so a resumed job never glues two records.
+
+    >>> import tempfile
+    >>> log = JsonlLog(Path(tempfile.mkdtemp()) / "log.jsonl")
+    >>> log.append({"key": "a", "score": 1.5})
+    >>> with open(log.path, "ab") as f:
+    ...     _ = f.write(b'{"key": "b", "sco')  # killed mid-write
+    >>> log.read()
+    [{'key': 'a', 'score': 1.5}]
+    >>> log.append({"key": "b", "score": 2.0})
+    >>> [r["key"] for r in log.read()]
+    ['a', 'b']
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> list[dict]:
+        """The complete records, in file order."""
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_bytes().splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # a torn last line
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def repair(self) -> None:
+        """Cut a torn last line (one without a trailing newline) off the file."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+        data = self.path.read_bytes()
+        with open(self.path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, record: dict) -> None:
+        """Write ``record`` as one line and fsync it (numpy/torch scalars are written as floats)."""
+        self.repair()
+        line = (json.dumps(record, default=float) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -36,6 +36,7 @@ from torch import Tensor
 from probes.errors import InputError, check_index
 
 KINDS = ("resid_pre", "z", "head_out", "attn_out", "mlp_out", "resid_post")
+HOOKABLE = ("resid_pre", "z", "attn_out", "mlp_out", "resid_post")  # head_out is z @ W_O, not a hook point
 
 TL_HOOKS = {
     "resid_pre": "blocks.{L}.hook_resid_pre",
@@ -84,46 +85,6 @@ def parse_sites(spec: str | list[str], n_layers: int) -> list[Site]:
             raise InputError(f"Site {name!r}: layer must be an integer or '*'.") from None
         out.add(Site(check_index(idx, n_layers, "layer"), kind))
     return sorted(out, key=Site.sort_key)
-
-
-# -- HF module layout (nnsight backend and W_O) ------------------------------------------------------
-
-
-def decoder_layers(hf_model) -> torch.nn.ModuleList:
-    """The list of decoder blocks of a HF causal LM (Llama/Qwen/Gemma ``model.layers``, GPT-2 ``transformer.h``)."""
-    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers"):
-        mod = hf_model
-        try:
-            for part in path.split("."):
-                mod = getattr(mod, part)
-        except AttributeError:
-            continue
-        return mod
-    raise InputError(f"Unsupported architecture {type(hf_model).__name__}: cannot find its decoder layers.")
-
-
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The HF module behind a TransformerLens bridge component (building ``handle.tl`` wraps HF
-    submodules in place; numerics are unchanged), or ``module`` itself."""
-    return getattr(module, "original_component", None) or module
-
-
-def out_proj(layer_module) -> torch.nn.Module:
-    """The attention output projection of one decoder block (possibly bridge-wrapped)."""
-    attn = getattr(layer_module, "self_attn", None) or getattr(layer_module, "attn", None)
-    for name in ("o_proj", "c_proj", "out_proj", "dense"):
-        if hasattr(attn, name):
-            return getattr(attn, name)
-    raise InputError(f"Cannot find the attention output projection in {type(layer_module).__name__}.")
-
-
-def w_o(hf_model, layer: int, n_heads: int) -> Float[Tensor, "n_heads d_head d_model"]:
-    """Per-head output weights of ``layer`` in TransformerLens layout (row vectors: ``z[h] @ W_O[h]``)."""
-    proj = unwrap(out_proj(decoder_layers(hf_model)[layer]))
-    weight = proj.weight
-    # nn.Linear stores [d_model, n_heads*d_head]; GPT-2's Conv1D stores [n_heads*d_head, d_model].
-    w = weight.T if isinstance(proj, torch.nn.Linear) else weight
-    return w.reshape(n_heads, -1, w.shape[-1])
 
 
 def head_out_from_z(

@@ -1,6 +1,6 @@
 """Per-head attention weights of a loaded model, read from the HF modules, optionally LayerNorm-folded.
 
-:func:`head_weights` returns an :class:`analysis.channels.HeadWeights` (TransformerLens row-vector
+:func:`head_weights` returns a :class:`probes.head_weights.HeadWeights` (TransformerLens row-vector
 convention: ``W_Q, W_K, W_V: [n_layers, n_heads, d_model, d_head]``, ``W_O: [n_layers, n_heads,
 d_head, d_model]``, K/V expanded so that query head ``h`` uses K/V head ``h // (n_heads //
 n_kv_heads)`` as HF's ``repeat_kv`` does). Weights are read from the HF modules (unwrapping
@@ -37,12 +37,12 @@ the circuits and composition scores use weights only, as in Elhage et al. and Tr
 attention scale (``1/√d_head``, Gemma's ``query_pre_attn_scalar``) is not folded either.
 
 **Rotary embeddings**: ``rotary_dim`` (``d_head × partial_rotary_factor``) and ``rotary_base`` come from the
-config (:func:`rotary_params`). Gemma-3 mixes local (sliding-window, θ = 10 000) and global (θ = 10⁶)
+config (:func:`probes.architecture.rotary_params`). Gemma-3 mixes local (sliding-window, θ = 10 000) and global (θ = 10⁶)
 layers; a ``HeadWeights`` holds one base, so :func:`head_weights` sets the base used by the **most**
-layers (ties: the first layer's) and :func:`rotary_params` gives the exact base of every layer, e.g.
+layers (ties: the first layer's) and :func:`~probes.architecture.rotary_params` gives the exact base of every layer, e.g.
 ``qk_rotary_averaged(w.W_Q[l], w.W_K[l], w.rotary_dim, rotary_params(h).bases[l], offsets)``. RoPE
 scaling schemes other than ``default`` (linear, llama3, yarn) are not represented in ``QK_at``; their
-``rope_type`` is reported in :class:`RotaryParams` so callers can tell.
+``rope_type`` is reported in :class:`probes.architecture.RotaryParams` so callers can tell.
 
 >>> from probes.testing import tiny_handle
 >>> w = head_weights(tiny_handle())
@@ -52,27 +52,32 @@ scaling schemes other than ``default`` (linear, llama3, yarn) are not represente
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.channels import OVSVD, HeadWeights
+from probes.architecture import (
+    attention,
+    decoder_layers,
+    input_norm,
+    norm_gain,
+    norm_kind,
+    rotary_params,
+    unwrap,
+    w_o,
+)
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import decoder_layers, unwrap, w_o
+from probes.head_weights import OVSVD, HeadWeights
 
 __all__ = [
     "RawAttentionWeights",
-    "RotaryParams",
     "attention_input_gain",
     "head_ov_svd",
     "head_weights",
-    "norm_kind",
     "raw_attention_weights",
-    "rotary_params",
 ]
 
 
@@ -90,76 +95,6 @@ class RawAttentionWeights:
     W_O: Float[Tensor, "n_heads d_head d_model"]
 
 
-@dataclass(frozen=True)
-class RotaryParams:
-    """Rotary settings read from the config (``rotary_dim`` None: no rotary embeddings, e.g. GPT-2)."""
-
-    rotary_dim: int | None  # rotated dimensions per head (d_head × partial_rotary_factor)
-    bases: tuple[float, ...]  # θ base of every layer (Gemma-3: local/global differ)
-    rope_types: tuple[str, ...]  # HF rope_type of every layer ("default", "linear", ...)
-    layer_types: tuple[str, ...]  # "full_attention" / "sliding_attention" per layer
-
-    @property
-    def base(self) -> float:
-        """The base used by the most layers (ties: the first layer's); what :func:`head_weights` stores."""
-        counts = Counter(self.bases)
-        top = max(counts.values())
-        return next(b for b in self.bases if counts[b] == top)
-
-
-def _text_config(handle: ModelHandle):
-    cfg = handle.hf.config
-    return getattr(cfg, "text_config", None) or cfg
-
-
-def _attn(layer_module) -> torch.nn.Module:
-    attn = getattr(layer_module, "self_attn", None) or getattr(layer_module, "attn", None)
-    if attn is None:
-        raise InputError(
-            f"Cannot find the attention module of {type(layer_module).__name__} (looked for self_attn, attn); "
-            "supported: Llama/Qwen/Gemma (self_attn.q_proj...) and GPT-2 (attn.c_attn)."
-        )
-    return unwrap(attn)
-
-
-def _input_norm(layer_module) -> torch.nn.Module:
-    for name in ("input_layernorm", "ln_1"):
-        if hasattr(layer_module, name):
-            return unwrap(getattr(layer_module, name))
-    raise InputError(
-        f"Cannot find the attention input norm of {type(layer_module).__name__} "
-        "(looked for input_layernorm, ln_1)."
-    )
-
-
-def norm_kind(norm: torch.nn.Module) -> str:
-    """``"layernorm"`` (centres, then scales by γ), ``"rms_offset"`` (Gemma: ``1 + γ``) or ``"rms"``."""
-    norm = unwrap(norm)
-    if isinstance(norm, torch.nn.LayerNorm):
-        return "layernorm"
-    if "Gemma" in type(norm).__name__:
-        return "rms_offset"
-    if "RMSNorm" in type(norm).__name__ or type(norm).__name__.endswith("RMSNorm"):
-        return "rms"
-    raise InputError(
-        f"Unsupported norm {type(norm).__name__}: expected LayerNorm or an RMSNorm (Llama/Qwen/Gemma)."
-    )
-
-
-def _gain(norm: torch.nn.Module, dtype: torch.dtype) -> Tensor:
-    norm = unwrap(norm)
-    kind = norm_kind(norm)
-    weight = getattr(norm, "weight", None)
-    if weight is None:  # LayerNorm(elementwise_affine=False)
-        return torch.ones(norm.normalized_shape[-1], dtype=dtype, device=_device(norm))
-    weight = weight.detach().to(dtype, copy=True)
-    return 1.0 + weight if kind == "rms_offset" else weight
-
-
-def _device(module: torch.nn.Module) -> torch.device:
-    return next(iter(module.parameters()), torch.empty(0)).device
-
-
 def attention_input_gain(handle: ModelHandle, layer: int) -> Float[Tensor, " d_model"]:
     """The effective γ of ``layer``'s attention input norm (``1 + weight`` for Gemma), float32.
 
@@ -168,7 +103,7 @@ def attention_input_gain(handle: ModelHandle, layer: int) -> Float[Tensor, " d_m
     torch.Size([32])
     """
     layer = handle.check_layer(layer)
-    return _gain(_input_norm(decoder_layers(handle.hf)[layer]), _dtype(handle))
+    return norm_gain(input_norm(decoder_layers(handle.hf)[layer]), _dtype(handle))
 
 
 def _dtype(handle: ModelHandle) -> torch.dtype:
@@ -194,7 +129,7 @@ def raw_attention_weights(handle: ModelHandle, layer: int) -> RawAttentionWeight
     layer = handle.check_layer(layer)
     info, dtype = handle.info, _dtype(handle)
     block = decoder_layers(handle.hf)[layer]
-    attn = _attn(block)
+    attn = attention(block)
     if all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj")):
         W_Q = _linear_heads(attn.q_proj, info.n_heads, dtype)
         W_K = _linear_heads(attn.k_proj, info.n_kv_heads, dtype)
@@ -213,38 +148,6 @@ def raw_attention_weights(handle: ModelHandle, layer: int) -> RawAttentionWeight
     return RawAttentionWeights(W_Q, W_K, W_V, W_O)
 
 
-def rotary_params(handle: ModelHandle) -> RotaryParams:
-    """Rotary dimension and per-layer base from the HF config (``rotary_dim`` None without RoPE).
-
-    >>> from probes.testing import tiny_handle
-    >>> rp = rotary_params(tiny_handle())
-    >>> rp.rotary_dim, rp.bases, rp.base
-    (8, (10000.0, 10000.0), 10000.0)
-    """
-    cfg = _text_config(handle)
-    n_layers = handle.info.n_layers
-    layer_types = tuple(getattr(cfg, "layer_types", None) or ["full_attention"] * n_layers)
-    if not handle.info.positional.startswith("rotary"):
-        return RotaryParams(None, (), (), layer_types)
-    rope = getattr(cfg, "rope_parameters", None) or {}
-    nested = isinstance(rope, dict) and rope and all(isinstance(v, dict) for v in rope.values())
-
-    def params_for(layer_type: str) -> dict:
-        if nested:
-            return rope.get(layer_type) or next(iter(rope.values()))
-        if isinstance(rope, dict) and rope:
-            return rope
-        return {"rope_theta": getattr(cfg, "rope_theta", 10000.0), "rope_type": "default"}
-
-    per_layer = [params_for(t) for t in layer_types]
-    bases = tuple(float(p.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))) for p in per_layer)
-    types = tuple(str(p.get("rope_type", "default")) for p in per_layer)
-    factor = per_layer[0].get("partial_rotary_factor", getattr(cfg, "partial_rotary_factor", None)) or 1.0
-    rotary_dim = int(handle.info.d_head * float(factor))
-    rotary_dim -= rotary_dim % 2
-    return RotaryParams(rotary_dim, bases, types, layer_types)
-
-
 def head_weights(
     handle: ModelHandle,
     fold_ln: bool = True,
@@ -252,7 +155,7 @@ def head_weights(
     *,
     fold_qk_norm: bool | None = None,
 ) -> HeadWeights:
-    """All layers' per-head weights as a :class:`~analysis.channels.HeadWeights` (see module docstring).
+    """All layers' per-head weights as a :class:`~probes.head_weights.HeadWeights` (see module docstring).
 
     Args:
         fold_ln: multiply the attention input norm's γ (``1 + weight`` for Gemma) into the rows of
@@ -297,15 +200,15 @@ def _layer_weights(
     raw = raw_attention_weights(handle, layer)
     W_Q, W_K, W_V = raw.W_Q, raw.W_K, raw.W_V
     if fold_ln:
-        norm = _input_norm(block)
-        gamma = _gain(norm, dtype)[:, None]  # rows: [d_model, 1]
+        norm = input_norm(block)
+        gamma = norm_gain(norm, dtype)[:, None]  # rows: [d_model, 1]
         W_Q, W_K, W_V = gamma * W_Q, gamma * W_K, gamma * W_V
         if norm_kind(norm) == "layernorm":
             W_Q, W_K, W_V = (W - W.mean(dim=-2, keepdim=True) for W in (W_Q, W_K, W_V))
-    attn = _attn(block)
+    attn = attention(block)
     if fold_qk_norm and hasattr(attn, "q_norm") and hasattr(attn, "k_norm"):
-        W_Q = W_Q * _gain(attn.q_norm, dtype)  # columns: [d_head]
-        W_K = W_K * _gain(attn.k_norm, dtype)
+        W_Q = W_Q * norm_gain(attn.q_norm, dtype)  # columns: [d_head]
+        W_K = W_K * norm_gain(attn.k_norm, dtype)
     return W_Q, W_K, W_V, raw.W_O
 
 

@@ -423,7 +423,7 @@ def _weight_hashes(cfg: AlignmentConfig) -> dict[str, str | None]:
         if name == "minilm":
             out[name] = MINILM.files["model.safetensors"].sha256
         elif name in paths:
-            out[name] = sha256_file(paths[name]) if paths[name].is_file() else None
+            out[name] = sha256_file(paths[name]) if paths[name] and paths[name].is_file() else None
         else:
             out[name] = None  # smollm2: see the pack registry; tfidf: no weights
     return out

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from probes.datasets import locate_data, where_looked
 from probes.errors import InputError
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "pointnet"  # .safetensors + .json
 DEFAULT_AE_WEIGHTS = Path(__file__).parent / "weights" / "pointnet_ae"  # the autoencoder-trained one
 MODELNET_CHECKPOINT_ENV = "SUBLENS_MODELNET_POINTNET"
+MODELNET_CHECKPOINT = "models/pointnet-modelnet40/best_model.t7"  # under the shared folder
 OBJECTIVES = ("contrastive", "autoencoder")
 
 
@@ -113,27 +114,22 @@ class ModelNetPointNet(nn.Module):
         return p.transpose(1, 2)
 
 
-def default_modelnet_checkpoint() -> Path:
-    """``$SUBLENS_MODELNET_POINTNET`` if set, else ``<repo>/../shared/models/pointnet-modelnet40/best_model.t7``
-    (or the same under ``/work/shared``)."""
-    env = os.environ.get(MODELNET_CHECKPOINT_ENV)
-    if env:
-        return Path(env)
-    rel = Path("models") / "pointnet-modelnet40" / "best_model.t7"
-    beside = Path(__file__).resolve().parents[3] / "shared" / rel
-    workplace = Path("/work/shared") / rel  # a clone elsewhere on this workplace's machines
-    return beside if beside.is_file() or not workplace.is_file() else workplace
+def default_modelnet_checkpoint() -> Path | None:
+    """The ModelNet40 checkpoint found by :func:`probes.datasets.locate_data`: ``$SUBLENS_MODELNET_POINTNET``,
+    else ``shared/models/pointnet-modelnet40/best_model.t7`` beside the repository; None if neither exists."""
+    return locate_data(None, MODELNET_CHECKPOINT_ENV, MODELNET_CHECKPOINT, "ModelNet40 PointNet checkpoint")
 
 
 def load_modelnet_pointnet(path: str | Path | None = None) -> ModelNetPointNet:
     """Load the ModelNet40 PointNet feature extractor (``torch.load(..., weights_only=True)`` only)."""
-    path = Path(path) if path else default_modelnet_checkpoint()
-    if not path.is_file():
+    found = locate_data(path, MODELNET_CHECKPOINT_ENV, MODELNET_CHECKPOINT, "ModelNet40 PointNet checkpoint")
+    if found is None or not found.is_file():
         raise InputError(
-            f"ModelNet40 PointNet checkpoint {str(path)!r} not found. Point modelnet_checkpoint (or "
-            f"${MODELNET_CHECKPOINT_ENV}) at learning3d's pretrained/exp_classifier/models/best_model.t7, "
-            "or drop 'modelnet' from encoders_3d."
+            f"ModelNet40 PointNet checkpoint not found ({where_looked(MODELNET_CHECKPOINT_ENV, MODELNET_CHECKPOINT)}). "
+            "Point modelnet_checkpoint (or that variable) at learning3d's "
+            "pretrained/exp_classifier/models/best_model.t7, or drop 'modelnet' from encoders_3d."
         )
+    path = found
     state = torch.load(path, map_location="cpu", weights_only=True)
     prefix = "feature_model."
     feats = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

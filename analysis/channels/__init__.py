@@ -1,17 +1,14 @@
 """Low-rank communication channels between attention heads (Merullo et al., "Talking Heads", 2024).
 
-Weight-only maths on per-head ``W_Q, W_K, W_V, W_O`` in TransformerLens's row-vector convention:
-``decompose`` (per-head weights, OV SVD, RoPE-averaged QK), ``scores`` (head- and component-level
-composition scores) and ``null`` (receiver-specific random-direction null, z-scores, top channels).
+Weight-only maths on per-head weights (:class:`probes.head_weights.HeadWeights`, TransformerLens's
+row-vector convention; read off a model with :func:`probes.weights.head_weights`):
+
+- :mod:`.scores`: head- and component-level composition scores (Q/K/V);
+- :mod:`.null`: the receiver-specific random-direction null, z-scores, top channels;
+- :mod:`.scan`: a whole-model scan (:class:`ScanConfig`, :func:`scan_channels`) and the head×head summary;
+- :mod:`.figures`: the plots the dashboard and notebooks draw from a scan.
 """
 
-from analysis.channels.decompose import (
-    OVSVD,
-    HeadWeights,
-    expand_kv,
-    qk_rotary_averaged,
-    rotary_offset_matrix,
-)
 from analysis.channels.null import ReceiverNull, add_z, random_unit_directions, receiver_null, top_channels
 from analysis.channels.scan import ScanConfig, head_pair_summary, scan_channels
 from analysis.channels.scores import (
@@ -25,22 +22,17 @@ from analysis.channels.scores import (
 
 __all__ = [
     "MODES",
-    "OVSVD",
     "ScanConfig",
     "head_pair_summary",
     "scan_channels",
-    "HeadWeights",
     "ReceiverNull",
     "add_z",
     "component_score_tensor",
     "component_scores",
     "direction_scores",
-    "expand_kv",
     "head_composition_scores",
-    "qk_rotary_averaged",
     "random_unit_directions",
     "receiver_matrix",
     "receiver_null",
-    "rotary_offset_matrix",
     "top_channels",
 ]

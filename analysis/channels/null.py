@@ -25,9 +25,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.channels.decompose import HeadWeights
 from analysis.channels.scores import MODES, _check_modes, check_mode, direction_scores
 from probes.errors import InputError
+from probes.head_weights import HeadWeights
 
 __all__ = ["ReceiverNull", "add_z", "random_unit_directions", "receiver_null", "top_channels"]
 

@@ -5,7 +5,7 @@ RoPE treatment (our packaged models are rotary): by default the static QK form i
 rotation, i.e. at relative offset 0; ``qk_offsets`` averages it over the given offsets instead
 (exact for that set). V composition does not involve positions and is exact either way.
 
->>> from analysis.channels import HeadWeights
+>>> from probes.head_weights import HeadWeights
 >>> df = scan_channels(HeadWeights.random(2, 2, 16, 4), ScanConfig(modes="QV", n_null=200))
 >>> sorted(df["mode"].unique()), bool(df["z"].notna().all())
 (['Q', 'V'], True)
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.channels.decompose import HeadWeights
 from analysis.channels.null import add_z, receiver_null
 from analysis.channels.scores import component_scores
+from probes.head_weights import HeadWeights
 
 
 @dataclass(frozen=True)

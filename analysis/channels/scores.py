@@ -18,7 +18,7 @@ component's score is one mat-vec ``‖Pᵀ v_i‖ / ‖P‖_F`` and no ``d_model
 The head-level score satisfies ``CS² = Σ_i s_i² CS_i² / Σ_i s_i²``.
 
 Rotary models: ``"Q"``/``"K"`` use the static ``W_Q W_Kᵀ`` (relative offset 0) unless ``qk_offsets``
-is given, in which case the QK form is averaged over those offsets (see ``decompose``).
+is given, in which case the QK form is averaged over those offsets (see :mod:`probes.head_weights`).
 
 Tensors use TL's layout ``[sender_layer, sender_head, (component,) receiver_layer, receiver_head]``
 with zeros wherever ``sender_layer >= receiver_layer`` (as TL does).
@@ -35,8 +35,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import FactoredMatrix
 
-from analysis.channels.decompose import HeadWeights, rotary_offset_matrix
 from probes.errors import InputError
+from probes.head_weights import HeadWeights, rotary_offset_matrix
 
 __all__ = [
     "MODES",

@@ -19,6 +19,7 @@ from analysis.refusal.checks import (
     projection_table,
 )
 from analysis.refusal.figures import head_figure, probe_accuracy_figure, projection_figure
+from analysis.refusal.probing import REFUSAL_CLASSES
 from probes.capture import capture
 from probes.errors import InputError
 from probes.handle import ModelHandle
@@ -135,8 +136,8 @@ def fit_refusal(
     y_tr = torch.tensor([1] * len(harmful_train) + [0] * len(harmless_train))
     y_va = torch.tensor([1] * len(harmful_val) + [0] * len(harmless_val))
     t1 = time.time()
-    probes = fit_linear_probes(x_tr, y_tr, x_va, y_va, C=cfg.C, seed=cfg.seed)
-    dirs = diff_of_means(x_tr, y_tr)
+    probes = fit_linear_probes(x_tr, y_tr, x_va, y_va, C=cfg.C, seed=cfg.seed, classes=REFUSAL_CLASSES)
+    dirs = diff_of_means(x_tr, y_tr, classes=REFUSAL_CLASSES)
     timings["fit_s"] = time.time() - t1
     layer = handle.check_layer(cfg.layer) if cfg.layer is not None else choose_layer(x_va, y_va, dirs)
     r = dirs.unit[layer]

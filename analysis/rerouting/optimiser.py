@@ -18,16 +18,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from probes.architecture import Forward, run_forward
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import decoder_layers
 
 _MARK = "\u2063SUFFIX\u2063"
 
@@ -142,94 +141,13 @@ def filter_candidates(tokenizer, cand: Tensor, seen: set[tuple[int, ...]] | None
     return torch.tensor(out, dtype=torch.long).reshape(-1, cand.shape[1])
 
 
-# -- truncated forward ---------------------------------------------------------------------------------
-class _Stop(Exception):
-    pass
-
-
+# -- forward over the slots ---------------------------------------------------------------------------
 @dataclass
-class Forward:
-    """What one batched forward produced for an objective."""
+class SlotForward(Forward):
+    """A truncated forward (:func:`probes.architecture.run_forward`) plus where the slots sit in it."""
 
-    resid: dict[int, Float[Tensor, "batch pos d_model"]] = field(default_factory=dict)  # resid_post
-    attn: dict[int, Float[Tensor, "batch head q k"]] = field(default_factory=dict)  # attention patterns
-    logits: Float[Tensor, "batch pos vocab"] | None = None
-    logits_start: int = 0  # sequence position of ``logits[:, 0]`` (only the last positions are kept)
     suffix: slice = field(default_factory=lambda: slice(0, 0))  # suffix positions
     extra_start: int = 0  # first position of the appended extra ids (GCG target)
-
-
-@contextmanager
-def eager_attention(hf):
-    """Switch the model to eager attention (which returns patterns) for the duration of the block."""
-    prev = getattr(hf.config, "_attn_implementation", None)
-    if prev in (None, "eager"):
-        yield
-        return
-    hf.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        hf.set_attn_implementation(prev)
-
-
-def run_forward(
-    handle: ModelHandle,
-    embeds: Float[Tensor, "batch pos d_model"],
-    resid_layers: list[int] = (),
-    attn_layers: list[int] = (),
-    logits: bool = False,
-    logits_last: int | None = None,
-) -> Forward:
-    """Run ``handle.hf`` on input embeddings; stop after the last requested layer unless ``logits``.
-
-    ``logits_last`` keeps logits for the last that many positions only (``Forward.logits_start`` says
-    where they begin): the unembedding at every position is most of a small model's forward otherwise.
-    """
-    blocks = decoder_layers(handle.hf)
-    out = Forward()
-    stop_at = None if logits else max([*resid_layers, *attn_layers], default=None)
-    hooks = []
-
-    def resid_hook(layer):
-        def fn(_m, _i, o):
-            out.resid[layer] = o[0] if isinstance(o, tuple) else o
-            if layer == stop_at:
-                raise _Stop
-
-        return fn
-
-    def attn_hook(layer):
-        def fn(_m, _i, o):
-            out.attn[layer] = o[1]
-
-        return fn
-
-    try:
-        for layer in sorted(set(attn_layers)):
-            blk = blocks[layer]
-            attn = getattr(blk, "self_attn", None) or getattr(blk, "attn", None)
-            hooks.append(attn.register_forward_hook(attn_hook(layer)))
-        for layer in sorted(set(resid_layers) | ({stop_at} if stop_at is not None else set())):
-            hooks.append(blocks[layer].register_forward_hook(resid_hook(layer)))
-        ctx = eager_attention(handle.hf) if attn_layers else _null()
-        with ctx:
-            try:
-                kw = {"logits_to_keep": int(logits_last)} if logits and logits_last else {}
-                res = handle.hf(inputs_embeds=embeds, use_cache=False, **kw)
-                out.logits = res.logits
-                out.logits_start = embeds.shape[1] - res.logits.shape[1]
-            except _Stop:
-                pass
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
-
-
-@contextmanager
-def _null():
-    yield
 
 
 # -- objectives ----------------------------------------------------------------------------------------
@@ -241,7 +159,7 @@ class Objective:
     needs_logits: bool = False
     extra_ids: Tensor | None = None  # ids appended after the prompt (GCG target)
 
-    def loss(self, fw: Forward) -> Float[Tensor, " batch"]:
+    def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         raise NotImplementedError
 
     def check(self, handle: ModelHandle) -> None:
@@ -302,7 +220,7 @@ def evaluate(
     return torch.cat(out)
 
 
-def _forward(handle, embeds, objective: Objective, slots: PromptSlots, n: int) -> Forward:
+def _forward(handle, embeds, objective: Objective, slots: PromptSlots, n: int) -> SlotForward:
     n_extra = 0 if objective.extra_ids is None else int(objective.extra_ids.numel())
     fw = run_forward(
         handle,
@@ -312,9 +230,11 @@ def _forward(handle, embeds, objective: Objective, slots: PromptSlots, n: int) -
         logits=objective.needs_logits,
         logits_last=n_extra + 1 if n_extra else None,
     )
-    fw.suffix = slots.suffix_slice(n)
-    fw.extra_start = slots.prefix.shape[0] + n + slots.post.shape[0]
-    return fw
+    return SlotForward(
+        **vars(fw),
+        suffix=slots.suffix_slice(n),
+        extra_start=slots.prefix.shape[0] + n + slots.post.shape[0],
+    )
 
 
 def token_gradient(

@@ -198,7 +198,7 @@ def component_tokens(
     (:func:`probes.weights.head_ov_svd`, as the scan uses); the SVD's joint sign is fixed so that both
     lists are the tokens the component moves (a token read along ``+u_i`` is written along ``+v_i``).
     """
-    from probes.sites import unwrap
+    from probes.architecture import unwrap
     from probes.weights import head_ov_svd
 
     U, S, V = head_ov_svd(_handle, head[0], head[1])

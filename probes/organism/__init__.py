@@ -5,7 +5,7 @@
 HF ``GPT2LMHeadModel`` with learned absolute positions, so static QK/OV composition scores are exact
 (no rotary position dependence). The tokenizer is word-level: every IOI name, Laundry item and
 template word is one token, and ``<bos>`` is prepended when encoding with special tokens (as in
-training). Retrain with ``python -m probes.organism.train``; see ``probes/organism/README.md`` for the
+training). Retrain with ``python -m analysis.tasks.train_organism``; see ``probes/organism/README.md`` for the
 data, the held-out evaluation and the measured metrics (also in ``ORGANISM_DIR / "metrics.json"``).
 """
 
@@ -31,7 +31,7 @@ def _check_folder(folder: Path) -> None:
     if missing:
         raise InputError(
             f"no model organism in {folder} (missing {', '.join(missing)}); "
-            "train one with `python -m probes.organism.train --out DIR`."
+            "train one with `python -m analysis.tasks.train_organism --out DIR`."
         )
 
 

@@ -172,16 +172,22 @@ def test_modelnet_prepare_swaps_axes_and_scales():
     assert float(out[0, 1].abs().max()) > float(out[0, 2].abs().max())  # the tall axis is now y
 
 
-@pytest.mark.skipif(not default_modelnet_checkpoint().is_file(), reason="ModelNet40 checkpoint not available")
+@pytest.mark.skipif(default_modelnet_checkpoint() is None, reason="ModelNet40 checkpoint not available")
 def test_modelnet_checkpoint_loads_and_encodes():
     net = load_modelnet_pointnet()
     f = encode_points(net, make_shapes(4, seed=0, n_points=256).points)
     assert f.shape == (4, 1024) and torch.isfinite(f).all() and (f >= 0).all()
 
 
-def test_modelnet_missing_checkpoint_names_the_fix(tmp_path):
-    with pytest.raises(InputError, match="not found"):
+def test_modelnet_missing_checkpoint_names_the_fix(tmp_path, monkeypatch):
+    import probes.datasets as ds
+
+    with pytest.raises(InputError, match="does not exist"):
         load_modelnet_pointnet(tmp_path / "none.t7")
+    monkeypatch.setattr(ds, "_REPO_ROOT", tmp_path / "a" / "repo")  # no shared/ beside it or above
+    monkeypatch.delenv("SUBLENS_MODELNET_POINTNET", raising=False)
+    with pytest.raises(InputError, match=r"explicit path, \$SUBLENS_MODELNET_POINTNET, and shared/models"):
+        load_modelnet_pointnet()
 
 
 def test_train_script_writes_loadable_weights(tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_ablation_zeroes_projection_everywhere(tiny):
 
 
 def test_addition_shifts_resid_post_exactly(tiny):
-    from probes.sites import decoder_layers
+    from probes.architecture import decoder_layers
 
     v = torch.randn(32, generator=torch.Generator().manual_seed(1))
     ids, _ = tiny.tokenize(["the cat sat"], chat=False)

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from probes.activation_cache import ActivationCache
+from probes.architecture import decoder_layers
 from probes.capture import capture
 from probes.errors import InputError
 from probes.lens import logit_lens
-from probes.sites import decoder_layers
 
 PROMPTS = ["the cat sat on the mat", "a dog", "Mary gave ball to John and then went to the store"]
 ALL = ["resid_pre.*", "z.*", "head_out.*", "attn_out.*", "mlp_out.*", "resid_post.*"]

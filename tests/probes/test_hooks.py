@@ -7,7 +7,7 @@ import torch
 
 from probes.capture import capture
 from probes.errors import InputError
-from probes.hooks import bridge_hook_name, parse_hook_site, run_with_hooks
+from probes.hooks import parse_hook_site, run_with_hooks
 from probes.testing import tiny_handle
 
 
@@ -48,8 +48,8 @@ def test_hook_replaces_activation(h):
 
 def test_names():
     h = tiny_handle()
-    assert bridge_hook_name(parse_hook_site("attn_out.1", h)) == "blocks.1.attn.hook_out"
-    assert bridge_hook_name(parse_hook_site("z.-2", h)) == "blocks.0.attn.hook_z"
+    assert parse_hook_site("attn_out.1", h).tl_hook() == "blocks.1.attn.hook_out"
+    assert parse_hook_site("z.-2", h).tl_hook() == "blocks.0.attn.hook_z"
 
 
 def test_bad_inputs(h):

@@ -9,7 +9,7 @@ import torch
 
 from probes.datasets import demo_instructions, load_instructions, shared_refusal_split
 from probes.errors import InputError
-from probes.linear import diff_of_means, fit_linear_probes, load_safetensors, stack_layers
+from probes.linear import ProbeFit, diff_of_means, fit_linear_probes, load_directions, stack_layers
 
 
 def _planted(n=120, layers=3, d=16, strength=6.0, seed=0):
@@ -51,12 +51,30 @@ def test_diff_of_means_is_exact_planted_difference():
 
 def test_save_roundtrip(tmp_path):
     x, y, _ = _planted(n=40)
-    fit = fit_linear_probes(x[:30], y[:30], x[30:], y[30:])
-    d = diff_of_means(x, y)
-    p = load_safetensors(fit.save(tmp_path / "p.safetensors"))
-    q = load_safetensors(d.save(tmp_path / "d.safetensors"))
-    assert torch.equal(p["probe_direction"], fit.direction) and torch.equal(p["probe_bias"], fit.bias)
-    assert torch.equal(q["dom_unit"], d.unit) and torch.equal(q["dom_norm"], d.norm)
+    fit = fit_linear_probes(x[:30], y[:30], x[30:], y[30:], layers=[4, 7, 9], classes=("harmless", "harmful"))
+    d = diff_of_means(x, y, layers=[4, 7, 9])
+    p = ProbeFit.load(fit.save(tmp_path / "p.safetensors"))
+    assert torch.equal(p.direction, fit.direction) and torch.equal(p.bias, fit.bias)
+    assert p.layers == (4, 7, 9) and p.classes == ("harmless", "harmful")
+    w, b = p.probe(7, "harmless")  # the other class: the same probe, negated
+    assert torch.equal(w, -fit.direction[1]) and torch.equal(b, -fit.bias[1])
+    q = load_directions(d.save(tmp_path / "d.safetensors"))
+    assert sorted(q) == [4, 7, 9] and torch.equal(q[7], d.unit[1])
+    with pytest.raises(InputError, match="No probe for layer 5"):
+        p.probe(5)
+    with pytest.raises(InputError, match="not 'toxic'"):
+        p.probe(4, "toxic")
+
+
+def test_probe_file_without_classes_reads_as_p_harmless(tmp_path):
+    """Files written before the ``classes`` metadata hold P(harmless) probes (the rerouting convention)."""
+    from safetensors.torch import save_file
+
+    w, b = torch.randn(8), torch.tensor(0.5)
+    save_file({"layer.3.w": w, "layer.3.b": b}, str(tmp_path / "old.safetensors"))
+    p = ProbeFit.load(tmp_path / "old.safetensors")
+    assert p.classes == ("harmful", "harmless")
+    assert torch.equal(p.probe(3, "harmless")[0], w) and torch.equal(p.probe(3, "harmful")[1], -b)
 
 
 def test_stack_layers_orders_numerically():
@@ -119,14 +137,26 @@ def test_shared_split_and_demo(tmp_path):
     assert len(harmful) >= 20 and len(harmless) >= 20
 
 
-def test_shared_split_env_fallback(tmp_path, monkeypatch):
+def test_shared_split_search_order(tmp_path, monkeypatch):
+    """Explicit root, then $SUBLENS_REFUSAL_DATA, then shared/ beside the repo or above, then the demo set."""
     import probes.datasets as ds
 
-    monkeypatch.setattr(ds, "_REPO_ROOT", tmp_path / "repo")  # no ../shared next to it
-    monkeypatch.setattr(ds, "_WORKPLACE_SHARED", tmp_path / "none")
-    (tmp_path / "harmless_val.json").write_text(json.dumps([{"instruction": "z"}]))
-    monkeypatch.setenv("SUBLENS_REFUSAL_DATA", str(tmp_path))
+    repo = tmp_path / "work" / "clones" / "repo"
+    monkeypatch.setattr(ds, "_REPO_ROOT", repo)
+    monkeypatch.delenv("SUBLENS_REFUSAL_DATA", raising=False)
+    with pytest.warns(UserWarning, match="in-repo demo set"):  # nothing anywhere: the demo stand-in
+        demo_val = shared_refusal_split("harmless_val")
+    assert demo_val == demo_instructions()[1][20:]
+    above = tmp_path / "work" / "shared" / "data" / "refusal"  # beside a parent folder of the clone
+    above.mkdir(parents=True)
+    (above / "harmless_val.json").write_text(json.dumps([{"instruction": "above"}]))
+    assert shared_refusal_split("harmless_val") == ["above"]
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / "harmless_val.json").write_text(json.dumps([{"instruction": "z"}]))
+    monkeypatch.setenv("SUBLENS_REFUSAL_DATA", str(env))
     assert shared_refusal_split("harmless_val") == ["z"]
-    monkeypatch.delenv("SUBLENS_REFUSAL_DATA")
-    with pytest.raises(InputError, match="SUBLENS_REFUSAL_DATA"):
+    assert shared_refusal_split("harmless_val", root=above) == ["above"]
+    monkeypatch.setenv("SUBLENS_REFUSAL_DATA", str(tmp_path / "missing"))
+    with pytest.raises(InputError, match=r"\$SUBLENS_REFUSAL_DATA .* does not exist"):
         shared_refusal_split("harmless_val")

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from analysis.tasks.train_organism import OrganismConfig, check_sample, evaluate, heldout_prompts, main
 from probes.organism import ORGANISM_DIR, load_organism, organism_metrics
-from probes.organism.train import OrganismConfig, check_sample, evaluate, heldout_prompts, main
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "train_config.json", "metrics.json")
 
@@ -46,7 +46,7 @@ def test_loading_never_unpickles(monkeypatch):
 def test_missing_folder_names_the_training_command(tmp_path):
     from probes.errors import InputError
 
-    with pytest.raises(InputError, match="probes.organism.train"):
+    with pytest.raises(InputError, match="analysis.tasks.train_organism"):
         load_organism(tmp_path)
 
 
@@ -112,7 +112,7 @@ def test_committed_metrics_show_the_phenomenon():
 
 
 def test_heldout_prompts_never_in_training_pool(tmp_path):
-    from probes.organism.train import _training_pool, build_tokenizer
+    from analysis.tasks.train_organism import _training_pool, build_tokenizer
 
     tok = build_tokenizer(tmp_path / "tok")
     cfg = OrganismConfig(steps=20, batch_size=32, eval_ioi=50, eval_laundry_per_n=5)

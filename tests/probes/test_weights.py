@@ -6,20 +6,13 @@ import pytest
 import torch
 import transformers
 
-from analysis.channels import rotary_offset_matrix
+from probes.architecture import decoder_layers, norm_kind, rotary_params
 from probes.capture import capture
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.sites import decoder_layers
+from probes.head_weights import rotary_offset_matrix
 from probes.testing import tiny_handle, tiny_tokenizer
-from probes.weights import (
-    attention_input_gain,
-    head_ov_svd,
-    head_weights,
-    norm_kind,
-    raw_attention_weights,
-    rotary_params,
-)
+from probes.weights import attention_input_gain, head_ov_svd, head_weights, raw_attention_weights
 
 PROMPTS = ["the cat sat on the mat", "Mary gave ball to John and then went to the store"]
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from analysis.channels import (
-    HeadWeights,
     add_z,
     component_scores,
     direction_scores,
@@ -16,6 +15,7 @@ from analysis.channels import (
     top_channels,
 )
 from probes.errors import InputError
+from probes.head_weights import HeadWeights
 
 
 def planted_weights(seed=0, d_model=128, d_head=16, n_heads=4, alpha=3.0):

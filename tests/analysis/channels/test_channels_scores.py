@@ -8,7 +8,6 @@ from transformer_lens.utilities.matrix import composition_scores
 
 from analysis.channels import (
     MODES,
-    HeadWeights,
     component_score_tensor,
     component_scores,
     direction_scores,
@@ -17,6 +16,7 @@ from analysis.channels import (
 )
 from analysis.channels.scores import SCORE_COLUMNS, receiver_readers
 from probes.errors import InputError
+from probes.head_weights import HeadWeights
 
 L, H, D, DH = 3, 4, 32, 8
 

@@ -7,7 +7,8 @@ TransformerBridge; our scores use the bridge's own W_Q/W_K/W_V/W_O.
 import pytest
 import torch
 
-from analysis.channels import HeadWeights, head_composition_scores
+from analysis.channels import head_composition_scores
+from probes.head_weights import HeadWeights
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

@@ -6,15 +6,10 @@ from transformers.models.gptj.modeling_gptj import apply_rotary_pos_emb as gptj_
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb as llama_apply_rotary
 from transformers.models.llama.modeling_llama import repeat_kv
 
-from analysis.channels import (
-    HeadWeights,
-    component_scores,
-    expand_kv,
-    qk_rotary_averaged,
-    rotary_offset_matrix,
-)
+from analysis.channels import component_scores
 from analysis.channels.scores import head_composition_scores, receiver_matrix
 from probes.errors import InputError
+from probes.head_weights import HeadWeights, expand_kv, qk_rotary_averaged, rotary_offset_matrix
 
 
 def gen(seed=0):

@@ -1,6 +1,6 @@
 """Train the Talking-Heads model organism: a tiny GPT-2 on synthetic IOI + Laundry List prompts (CPU, minutes).
 
-Run ``python -m probes.organism.train [--out DIR] [--steps N] [--seed S]``; without ``--out`` it
+Run ``python -m analysis.tasks.train_organism [--out DIR] [--steps N] [--seed S]``; without ``--out`` it
 rewrites the packaged weights in ``probes/organism/weights/``. The output folder gets
 ``model.safetensors``, ``config.json`` (HF ``GPT2LMHeadModel``), ``tokenizer.json`` and
 ``tokenizer_config.json`` (word-level), ``train_config.json`` (:class:`OrganismConfig` plus the
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
     from probes.organism import ORGANISM_DIR
 
     parser = argparse.ArgumentParser(
-        prog="python -m probes.organism.train", description=__doc__.split("\n")[0]
+        prog="python -m analysis.tasks.train_organism", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--out", default=str(ORGANISM_DIR), help="output folder (default: the packaged weights)"
