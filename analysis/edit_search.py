@@ -5,11 +5,12 @@ channels of a weight-only channel scan (top ``top_k`` by ``z`` among receivers i
 given composition modes), plus the top components of explicitly chosen heads, plus explicit components.
 Each ``(candidate, α)`` is applied with :class:`probes.edits.EditSpec` (undone afterwards) and scored on
 the **dev** item split (item accuracy averaged over N, optionally weighted ``∝ N**n_weight_power``).
-Every finished evaluation is appended as one JSON line to ``search.jsonl`` (flushed and fsynced), so a
-killed search loses at most the evaluation in flight; a restart reads the file back, drops a torn last
-line and skips every key already present. The best few single edits (best α per component) are then
-combined greedily. The best edit overall is reported on the **test** split (accuracy by N, IOI logit
-difference, held-out LM loss, before and after) and saved as ``best_edit.json`` + ``.safetensors``.
+Every finished evaluation is appended to ``search.jsonl``, a :class:`probes.runs.JsonlLog` (one fsynced
+line each), so a killed search loses at most the evaluation in flight; a restart reads the complete
+records back (a torn last line is cut off before the next append) and skips every key already present.
+The best few single edits (best α per component) are then combined greedily. The best edit overall is
+reported on the **test** split (accuracy by N, IOI logit difference, held-out LM loss, before and
+after) and saved as ``best_edit.json`` + ``.safetensors``.
 
 Run directory layout: ``config.json`` (the :class:`EditSearchConfig`), ``candidates.json``,
 ``search.jsonl``, ``best_edit.json``/``.safetensors``, ``test_by_n.parquet``, ``report.json``, ``run.json``.
@@ -18,23 +19,30 @@ Run directory layout: ``config.json`` (the :class:`EditSearchConfig`), ``candida
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from pydantic import model_validator
 
+from analysis.channels import ScanConfig, scan_channels
+from analysis.tasks.evaluate import evaluate_ioi, evaluate_laundry, laundry_gain
+from analysis.tasks.heldout import heldout_texts
+from probes.config import Config
 from probes.edits import ComponentEdit, EditSpec, _check_edit
 from probes.errors import InputError, check_index
+from probes.lm_loss import lm_loss
+from probes.runs import JsonlLog, write_sidecar, write_table
+from probes.weights import head_weights
 
 __all__ = [
     "EditSearchConfig",
     "EditSearchResult",
     "dev_score",
     "edit_key",
-    "read_records",
+    "evaluate_dev",
     "resolve_candidates",
     "run_edit_search",
     "scan_candidates",
@@ -44,8 +52,9 @@ __all__ = [
 Edit = tuple[int, int, int, float]
 
 
-@dataclass(frozen=True)
-class EditSearchConfig:
+class EditSearchConfig(Config):
+    """Everything that defines a search (saved as ``config.json``; a resumed run must match it)."""
+
     top_k: int = 24  # distinct sender components taken from the channel scan (0: none from the scan)
     alphas: tuple[float, ...] = (0.0, 0.5, 2.0, 3.0)  # rescaling factors tried for each candidate
     modes: str = "Q"  # composition modes of the scan used to rank senders (any of Q, K, V)
@@ -66,45 +75,29 @@ class EditSearchConfig:
     batch_size: int = 16  # prompts per forward pass
     seed: int = 0  # seeds the prompts (dev, test, IOI) and the scan's null directions
 
-    def __post_init__(self) -> None:
-        alphas = tuple(float(a) for a in self.alphas)
-        if not alphas:
-            raise InputError("alphas is empty: give at least one rescaling factor, e.g. 0,0.5,2,3.")
-        if any(a != a or a in (float("inf"), float("-inf")) for a in alphas):
-            raise InputError(f"alphas must be finite numbers, got {alphas}.")
-        if 1.0 in alphas:
-            raise InputError("alpha = 1 is the unedited model (the baseline is always scored); remove it.")
-        object.__setattr__(self, "alphas", alphas)
-        object.__setattr__(self, "dev_n", tuple(int(n) for n in self.dev_n))
-        object.__setattr__(self, "test_n", tuple(int(n) for n in self.test_n))
-        object.__setattr__(self, "heads", tuple(tuple(int(x) for x in h) for h in self.heads))
-        object.__setattr__(self, "components", tuple(tuple(int(x) for x in c) for c in self.components))
+    @model_validator(mode="after")
+    def _check(self) -> EditSearchConfig:
+        if not self.alphas:
+            raise ValueError("alphas is empty: give at least one rescaling factor, e.g. 0,0.5,2,3.")
+        if any(a != a or a in (float("inf"), float("-inf")) for a in self.alphas):
+            raise ValueError(f"alphas must be finite numbers, got {self.alphas}.")
+        if 1.0 in self.alphas:
+            raise ValueError("alpha = 1 is the unedited model (the baseline is always scored); remove it.")
         for name in ("dev_n", "test_n"):
             ns = getattr(self, name)
             if not ns or any(n < 2 for n in ns):
-                raise InputError(f"{name} must be non-empty list lengths >= 2, got {ns}.")
+                raise ValueError(f"{name} must be non-empty list lengths >= 2, got {ns}.")
         for name in ("dev_per_n", "test_per_n", "batch_size"):
             if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         for name in ("top_k", "head_components", "n_combine", "ioi_prompts"):
             if getattr(self, name) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}.")
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if not set(self.modes.upper()) <= set("QKV") or not self.modes:
-            raise InputError(f"modes must be letters from 'QKV', got {self.modes!r}.")
+            raise ValueError(f"modes must be letters from 'QKV', got {self.modes!r}.")
         if self.top_k == 0 and not self.heads and not self.components:
-            raise InputError("no candidates: set top_k > 0, or give heads or components to try.")
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> EditSearchConfig:
-        d = dict(d)
-        for k in ("alphas", "dev_n", "test_n"):
-            d[k] = tuple(d[k])
-        d["heads"] = tuple(tuple(h) for h in d.get("heads", ()))
-        d["components"] = tuple(tuple(c) for c in d.get("components", ()))
-        return cls(**d)
+            raise ValueError("no candidates: set top_k > 0, or give heads or components to try.")
+        return self
 
 
 # ------------------------------------------------------------------------------------------- candidates
@@ -128,9 +121,6 @@ def resolve_candidates(handle, config: EditSearchConfig) -> list[tuple[int, int,
     info = handle.info
     out: list[tuple[int, int, int]] = []
     if config.top_k:
-        from analysis.channels import ScanConfig, scan_channels
-        from probes.weights import head_weights
-
         min_recv = config.min_receiver_layer
         min_recv = (
             (2 * info.n_layers) // 3 if min_recv is None else check_index(min_recv, info.n_layers, "layer")
@@ -143,10 +133,7 @@ def resolve_candidates(handle, config: EditSearchConfig) -> list[tuple[int, int,
     for layer, head in config.heads:
         layer, head = check_index(layer, info.n_layers, "layer"), check_index(head, info.n_heads, "head")
         out += [(layer, head, c) for c in range(min(config.head_components, info.d_head))]
-    for comp in config.components:
-        if len(comp) != 3:
-            raise InputError(f"each component must be (layer, head, component), got {comp!r}.")
-        out.append(tuple(comp))
+    out += config.components
     # validate every candidate once (clear errors for an unknown component)
     for layer, head, c in out:
         _check_edit(ComponentEdit(layer, head, c, 0.0), info.n_layers, info.n_heads, info.d_head)
@@ -167,41 +154,13 @@ def edit_key(edits: list[Edit] | tuple[Edit, ...]) -> str:
     return ";".join(f"{int(a)}.{int(b)}.{int(c)}x{float(d):g}" for a, b, c, d in sorted(edits))
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """The complete JSON lines of ``search.jsonl``; a torn last line (killed mid-write) is cut off the file."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    records, good = [], 0
-    for line in raw.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-        good += len(line)
-    if good != len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(good)
-    return records
-
-
-def _append(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _laundry(handle, config: EditSearchConfig, split: str, ns, per_n: int):
-    from analysis.tasks.evaluate import evaluate_laundry
-
-    return evaluate_laundry(
-        handle, n_items=list(ns), n_per_n=per_n, split=split, seed=config.seed,
-        batch_size=config.batch_size, progress=False,
-    )  # fmt: skip
+def _laundry_by_n(handle, config: EditSearchConfig, split: str) -> pd.DataFrame:
+    """Laundry accuracy by N on the ``dev`` or ``test`` split, at that split's N and prompts per N."""
+    ns, per_n = (config.dev_n, config.dev_per_n) if split == "dev" else (config.test_n, config.test_per_n)
+    res = evaluate_laundry(
+        handle, list(ns), per_n, split=split, seed=config.seed, batch_size=config.batch_size, progress=False
+    )
+    return res.by_n
 
 
 def evaluate_dev(handle, config: EditSearchConfig, edits: list[Edit] | tuple[Edit, ...] = ()) -> dict:
@@ -210,11 +169,10 @@ def evaluate_dev(handle, config: EditSearchConfig, edits: list[Edit] | tuple[Edi
     spec = EditSpec.build(handle, list(edits)) if edits else None
     applied = spec.apply(handle) if spec else None
     try:
-        res = _laundry(handle, config, "dev", config.dev_n, config.dev_per_n)
+        by_n = _laundry_by_n(handle, config, "dev")
     finally:
         if applied:
             applied.undo()
-    by_n = res.by_n
     return {
         "key": edit_key(edits),
         "model": handle.name,
@@ -230,13 +188,8 @@ def evaluate_dev(handle, config: EditSearchConfig, edits: list[Edit] | tuple[Edi
 
 def side_effects(handle, config: EditSearchConfig, texts: list[str] | None = None) -> dict:
     """Test-split accuracy by N, IOI mean logit difference and held-out LM loss of ``handle`` as it is now."""
-    from analysis.tasks.evaluate import evaluate_ioi
-    from analysis.tasks.heldout import heldout_texts
-    from probes.lm_loss import lm_loss
-
-    res = _laundry(handle, config, "test", config.test_n, config.test_per_n)
     out = {
-        "by_n": res.by_n,
+        "by_n": _laundry_by_n(handle, config, "test"),
         "lm_loss": lm_loss(handle, texts or heldout_texts(), max_tokens=config.lm_max_tokens),
         "ioi_logit_diff": None,
     }
@@ -286,10 +239,10 @@ def run_edit_search(
                 f"{run_dir} holds a search for model {saved.get('model')!r}, not {handle.name!r}; "
                 "resume it with that model or start a new run directory."
             )
-        if EditSearchConfig.from_json(saved["config"]) != config:
+        if EditSearchConfig.parse(saved["config"]) != config:
             raise InputError(
                 f"{run_dir} was started with a different config; resume with the saved one "
-                f"(EditSearchConfig.from_json(json.load(open('{cfg_path}'))['config'])) or use a new directory."
+                f"(EditSearchConfig.parse(json.load(open('{cfg_path}'))['config'])) or use a new directory."
             )
     else:
         cfg_path.write_text(json.dumps({"model": handle.name, "config": config.to_json()}, indent=2) + "\n")
@@ -301,8 +254,8 @@ def run_edit_search(
         candidates = resolve_candidates(handle, config)
         cand_path.write_text(json.dumps(candidates) + "\n")
 
-    jsonl = run_dir / "search.jsonl"
-    records = read_records(jsonl)
+    log = JsonlLog(run_dir / "search.jsonl")
+    records = log.read()
     done = {r["key"]: r for r in records}
 
     def evaluate(edits, stage: str) -> dict:
@@ -310,7 +263,7 @@ def run_edit_search(
         if key in done:
             return done[key]
         rec = {"stage": stage, **evaluate_dev(handle, config, edits)}
-        _append(jsonl, rec)
+        log.append(rec)
         done[key] = rec
         records.append(rec)
         if on_record:
@@ -350,8 +303,6 @@ def run_edit_search(
         result.spec_path = spec.save(run_dir / "best_edit.json")
     if report and result.spec_path is not None:
         _final_report(handle, config, result, texts)
-    from probes.runs import write_sidecar
-
     write_sidecar(
         run_dir,
         command="edit search",
@@ -366,20 +317,11 @@ def run_edit_search(
 
 
 def _final_report(handle, config: EditSearchConfig, result: EditSearchResult, texts) -> None:
-    from probes.runs import write_table
-
     spec = EditSpec.load(result.spec_path)
     before = side_effects(handle, config, texts)
     with spec.apply(handle):
         after = side_effects(handle, config, texts)
-    table = pd.DataFrame(
-        {
-            "n_items": before["by_n"]["n_items"].astype(int),
-            "accuracy_before": before["by_n"]["accuracy_items"],
-            "accuracy_after": after["by_n"]["accuracy_items"].to_numpy(),
-        }
-    )
-    table["gain_pp"] = 100 * (table["accuracy_after"] - table["accuracy_before"])
+    table = laundry_gain(before["by_n"], after["by_n"])
     write_table(table, result.run_dir / "test_by_n.parquet")
     top = table.loc[table["gain_pp"].idxmax()]
     rep = {

@@ -26,11 +26,8 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pandas as pd  # noqa: E402
+import pandas as pd
 
 
 def _md(df: pd.DataFrame, floatfmt: str = "{:.3f}", index: bool = False) -> str:

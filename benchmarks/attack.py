@@ -35,7 +35,8 @@ def throughput(
     ``full``: run every layer and the unembedding at the last position (what an implementation without
     truncation pays) instead of the objective's own forward.
     """
-    from analysis.rerouting.optimiser import allowed_tokens, evaluate, prompt_slots, run_forward
+    from analysis.rerouting import allowed_tokens, evaluate, prompt_slots
+    from probes.architecture import run_forward
 
     slots = prompt_slots(handle, prompt)
     emb = handle.hf.get_input_embeddings()
@@ -58,7 +59,7 @@ def throughput(
 
 
 def main(argv: list[str] | None = None) -> Path:
-    from analysis.rerouting import campaign as C
+    import analysis.rerouting as R
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
@@ -79,13 +80,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument(
         "--success",
         default="phrase",
-        choices=list(C.SUCCESS_CHECKS),
+        choices=list(R.SUCCESS_CHECKS),
         help="in-loop success check (phrase+readout: the final-layer probe must also read the prompt as "
         "harmless; phrase+readout+llm: and the rubric LLM judge says the --final-new-tokens answer complies)",
     )
     p.add_argument("--final-new-tokens", type=int, default=None, help="re-judge a longer final answer")
     p.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct", help="LLM judge (+llm only)")
-    p.add_argument("--judge-dtype", default="bfloat16", choices=list(C.JUDGE_DTYPES))
+    p.add_argument("--judge-dtype", default="bfloat16", choices=list(R.JUDGE_DTYPES))
     p.add_argument("--fit-prompts", type=int, default=32, help="train prompts per class for the probes")
     p.add_argument("--throughput-candidates", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
@@ -96,39 +97,41 @@ def main(argv: list[str] | None = None) -> Path:
 
     from probes.datasets import load_instructions, refusal_data_dir
     from probes.errors import InputError
-    from probes.runs import new_run_dir, write_sidecar
+    from probes.runs import JsonlLog, new_run_dir, write_sidecar
 
     if args.n_prompts < 1:
         raise InputError(f"--n-prompts must be >= 1, got {args.n_prompts}.")
-    base = C.CampaignConfig(
-        model=args.model,
-        method="probe-ssr",
-        layers=[0],
-        fit_prompts=args.fit_prompts,
-        n_tokens=args.n_tokens,
-        steps=args.steps,
-        search_width=args.search_width,
-        topk=args.topk,
-        batch_size=args.search_width,
-        check_every=args.check_every,
-        max_new_tokens=args.max_new_tokens,
-        success=args.success,
-        final_new_tokens=args.final_new_tokens,
-        judge_model=args.judge_model,
-        judge_dtype=args.judge_dtype,
-        prompts_file=args.prompts_file or str(refusal_data_dir() / "harmful_val.json"),
+    base = R.parse_config(
+        {
+            "model": args.model,
+            "method": "probe-ssr",
+            "layers": [0],
+            "fit_prompts": args.fit_prompts,
+            "optimiser": {
+                "n_tokens": args.n_tokens,
+                "steps": args.steps,
+                "search_width": args.search_width,
+                "topk": args.topk,
+                "batch_size": args.search_width,
+            },
+            "check_every": args.check_every,
+            "max_new_tokens": args.max_new_tokens,
+            "success": args.success,
+            "final_new_tokens": args.final_new_tokens,
+            "judge_model": args.judge_model,
+            "judge_dtype": args.judge_dtype,
+            "prompts_file": args.prompts_file or str(refusal_data_dir() / "harmful_val.json"),
+        }
     )
-    handle = C.load_handle(base)
+    handle = R.load_handle(base)
     n_layers = handle.info.n_layers
     layers = args.layers or sorted({n_layers // 4, n_layers // 3, n_layers // 2})
-    ssr = base.model_copy(update={"layers": layers})
-    gcg = base.model_copy(update={"method": "gcg", "layers": []})
-    ssr.validate_basic()
-    gcg.validate_basic()
+    ssr = R.parse_config({**base.to_json(), "layers": layers})
+    gcg = R.parse_config({**base.to_json(), "method": "gcg", "layers": []})
     run_dir = new_run_dir("bench-attack", {**vars(args), "layers": layers}, root=args.out)
     prompts = load_instructions(base.prompts_file)
     if args.only_refused:
-        prompts = C.refused_prompts(
+        prompts = R.refused_prompts(
             handle, base.model_copy(update={"n_prompts": args.n_prompts}), run_dir, prompts
         )
     prompts = prompts[: args.n_prompts]
@@ -137,15 +140,15 @@ def main(argv: list[str] | None = None) -> Path:
         f"{args.steps} steps x {args.search_width} candidates, {args.threads} thread(s)"
     )
 
-    objectives = {"probe-ssr": C.build_objective(handle, ssr), "gcg": C.build_objective(handle, gcg)}
-    readout = C.readout_probe(handle, base, run_dir) if args.success.startswith("phrase+readout") else None
-    llm = C.load_llm_judge(base) if "+llm" in args.success else None
+    objectives = {"probe-ssr": R.build_objective(handle, ssr), "gcg": R.build_objective(handle, gcg)}
+    check = R.campaign_check(handle, base, run_dir)
+    attempts = JsonlLog(run_dir / R.ATTEMPTS)
     summary: dict = {"model": handle.name, "prompts": len(prompts), "layers": layers, "methods": {}}
     for method, cfg in (("probe-ssr", ssr), ("gcg", gcg)):
         recs = []
         for prompt in prompts:
-            rec = C.run_attempt(handle, objectives[method], cfg, prompt, 0, readout=readout, llm=llm)
-            C.append_attempt(run_dir, rec)
+            rec = R.run_attempt(handle, objectives[method], cfg, prompt, 0, check)
+            attempts.append(rec)
             recs.append(rec)
             print(
                 f"  {method:9s} success={rec['success']!s:5s} steps={rec['steps']:2d} "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> Path:
     abc_ids, abc_len = handle.tokenize(list(abc["prompt"]), chat=False)
     if abc_ids.shape != batch.ids.shape or not torch.equal(abc_len, batch.lengths):
         raise SystemExit("ABC prompts do not tokenise like the clean ones")
-    corrupt = type(batch)(abc, abc_ids, abc_len, batch.io_pos, batch.s1_pos, batch.s2_pos)
+    corrupt = replace(batch, prompts=abc, ids=abc_ids, lengths=abc_len)
 
     run = run_clean(handle, batch)
     log(f"clean run: mean logit diff {float(run.logit_diff.mean()):.3f}")

@@ -35,21 +35,17 @@ import ctypes
 import gc
 import os
 import platform
-import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # torch-cka draws a progress bar per comparison
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from analysis.similarity import cka, linear_cka, minibatch_cka  # noqa: E402
+from analysis.similarity import cka, linear_cka, minibatch_cka
 
 
 def _rss_bytes() -> int:

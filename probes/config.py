@@ -13,10 +13,10 @@ prints it without a traceback.
 3
 >>> Demo.parse({"steps": 3, "colour": "red"})
 Traceback (most recent call last):
-probes.errors.InputError: Bad Demo: colour: Extra inputs are not permitted
+probes.config.ConfigError: Bad Demo: colour: Extra inputs are not permitted
 >>> Demo(steps="many")
 Traceback (most recent call last):
-probes.errors.InputError: Bad Demo: steps: Input should be a valid integer, unable to parse string as an integer
+probes.config.ConfigError: Bad Demo: steps: Input should be a valid integer, unable to parse string as an integer
 """
 
 from __future__ import annotations
@@ -29,17 +29,33 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from probes.errors import InputError
 
-__all__ = ["Config", "describe_validation_error"]
+__all__ = ["Config", "ConfigError", "describe_validation_error"]
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    """``(key path, message)`` per problem; a nested config's own problems get the outer key prefixed."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        inner = (e.get("ctx") or {}).get("error")
+        if isinstance(inner, ConfigError):
+            out += [(f"{loc}.{sub}" if loc and sub else loc or sub, msg) for sub, msg in inner.problems]
+        else:
+            out.append((loc, str(e["msg"]).removeprefix("Value error, ")))
+    return out
 
 
 def describe_validation_error(err: ValidationError, what: str) -> str:
     """One line per problem, ``key.sub: message``, from a pydantic error."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return f"Bad {what}: " + "; ".join(parts)
+    return f"Bad {what}: " + "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in _problems(err))
+
+
+class ConfigError(InputError):
+    """A config that failed validation; ``problems`` lists ``(key path, message)``."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]):
+        super().__init__(message)
+        self.problems = problems
 
 
 class Config(BaseModel):
@@ -51,7 +67,8 @@ class Config(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise InputError(describe_validation_error(err, type(self).__name__)) from None
+            message = describe_validation_error(err, type(self).__name__)
+            raise ConfigError(message, _problems(err)) from None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Self:

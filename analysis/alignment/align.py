@@ -32,6 +32,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.arrays import as_matrix, as_pair, check_int
+from analysis.similarity.linalg import whitening
 from probes.errors import InputError
 
 __all__ = [
@@ -55,28 +57,20 @@ METHODS = FULL_METHODS + SUBSPACE_METHODS
 
 Matrix = Float[Tensor, "n d"] | Float[np.ndarray, "n d"]
 
+_PAIRED = "Anchors must be paired one to one (row i of both is the same shape/caption pair)."
 
-def _mat(x: object, name: str, min_rows: int = 1) -> Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).to(torch.float64)
-    if t.ndim != 2:
-        raise InputError(f"{name} must be a 2-D [n, d] matrix, got shape {tuple(t.shape)}.")
-    if t.shape[0] < min_rows or t.shape[1] < 1:
+
+def _anchors_and_queries(
+    x_a: Matrix, y_a: Matrix, x_q: Matrix, y_q: Matrix, min_anchors: int = 2
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Paired anchors and queries of the same widths, as float64 tensors."""
+    xa, ya = as_pair(x_a, y_a, names=("x_a", "y_a"), min_samples=min_anchors, hint=_PAIRED)
+    xq, yq = as_matrix(x_q, "x_q", min_samples=1), as_matrix(y_q, "y_q", min_samples=1)
+    if xq.shape[1] != xa.shape[1] or yq.shape[1] != ya.shape[1]:
         raise InputError(
-            f"{name} has shape {tuple(t.shape)}; it needs at least {min_rows} rows and 1 column."
+            f"query widths ({xq.shape[1]}, {yq.shape[1]}) differ from the anchors' ({xa.shape[1]}, {ya.shape[1]})."
         )
-    if not torch.isfinite(t).all():
-        raise InputError(f"{name} contains NaN or inf; clean the embeddings first.")
-    return t
-
-
-def _pair(x: object, y: object, nx: str, ny: str, min_rows: int = 2) -> tuple[Tensor, Tensor]:
-    tx, ty = _mat(x, nx, min_rows), _mat(y, ny, min_rows)
-    if tx.shape[0] != ty.shape[0]:
-        raise InputError(
-            f"{nx} has {tx.shape[0]} rows but {ny} has {ty.shape[0]}: anchors must be paired one to one "
-            "(row i of both is the same shape/caption pair)."
-        )
-    return tx, ty
+    return xa, ya, xq, yq
 
 
 # --------------------------------------------------------------------------------------------- affine
@@ -89,7 +83,7 @@ class AffineMap:
     dst_mean: Float[Tensor, " p"]
 
     def __call__(self, y: Matrix) -> Float[Tensor, "n p"]:
-        ty = _mat(y, "y")
+        ty = as_matrix(y, "y", min_samples=1)
         if ty.shape[1] != self.weight.shape[0]:
             raise InputError(f"y has {ty.shape[1]} features, the map was fitted on {self.weight.shape[0]}.")
         return ty @ self.weight + self.bias
@@ -101,7 +95,7 @@ def fit_affine(src: Matrix, dst: Matrix, *, ridge: float = 0.0) -> AffineMap:
     ``ridge`` (>= 0) adds ``ridge * trace(S^T S) / q`` to the normal equations of the centred source
     ``S`` (scale-free); 0 is plain (minimum-norm) least squares.
     """
-    s, t = _pair(src, dst, "src", "dst")
+    s, t = as_pair(src, dst, names=("src", "dst"), hint=_PAIRED)
     if not (isinstance(ridge, int | float) and ridge >= 0 and np.isfinite(ridge)):
         raise InputError(f"ridge must be a finite number >= 0, got {ridge!r}.")
     ms, mt = s.mean(0), t.mean(0)
@@ -121,7 +115,7 @@ def cosine_scores(a: Matrix, b: Matrix) -> Float[Tensor, "n m"]:
     >>> cosine_scores([[1.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]]).tolist()
     [[1.0, 0.0]]
     """
-    ta, tb = _mat(a, "a"), _mat(b, "b")
+    ta, tb = as_matrix(a, "a", min_samples=1), as_matrix(b, "b", min_samples=1)
     if ta.shape[1] != tb.shape[1]:
         raise InputError(f"a and b need the same width, got {ta.shape[1]} and {tb.shape[1]}.")
     ta = ta / ta.norm(dim=1, keepdim=True).clamp_min(1e-300)
@@ -131,7 +125,7 @@ def cosine_scores(a: Matrix, b: Matrix) -> Float[Tensor, "n m"]:
 
 def affine_scores(x_q: Matrix, y_q: Matrix, amap: AffineMap) -> Float[Tensor, "nx ny"]:
     """``S_ij = cos(x_i - m, T(y_j) - m)`` with ``m`` the anchor mean of x."""
-    tx = _mat(x_q, "x_q")
+    tx = as_matrix(x_q, "x_q", min_samples=1)
     return cosine_scores(tx - amap.dst_mean, amap(y_q) - amap.dst_mean)
 
 
@@ -143,12 +137,7 @@ def local_cka_scores(x_a: Matrix, y_a: Matrix, x_q: Matrix, y_q: Matrix) -> Floa
     cross-covariance of the augmented sets is ``C0 + (1 - 1/n) x y^T - (a y^T + x b^T) / n``; its squared
     Frobenius norm and the two self-norms expand into inner products computed for all pairs at once.
     """
-    xa, ya = _pair(x_a, y_a, "x_a", "y_a")
-    xq, yq = _mat(x_q, "x_q"), _mat(y_q, "y_q")
-    if xq.shape[1] != xa.shape[1] or yq.shape[1] != ya.shape[1]:
-        raise InputError(
-            f"query widths ({xq.shape[1]}, {yq.shape[1]}) differ from the anchors' ({xa.shape[1]}, {ya.shape[1]})."
-        )
+    xa, ya, xq, yq = _anchors_and_queries(x_a, y_a, x_q, y_q)
     mx, my = xa.mean(0), ya.mean(0)  # CKA is translation invariant: centre for conditioning
     xa, xq, ya, yq = xa - mx, xq - mx, ya - my, yq - my
     n = xa.shape[0] + 1
@@ -190,8 +179,10 @@ def local_cka_naive(x_a: Matrix, y_a: Matrix, x: Matrix, y: Matrix) -> float:
     """Reference: linear CKA of the anchors with one appended pair (``x [1, p]``, ``y [1, q]``)."""
     from analysis.similarity import linear_cka
 
-    xa, ya = _pair(x_a, y_a, "x_a", "y_a")
-    return linear_cka(torch.cat([xa, _mat(x, "x")]), torch.cat([ya, _mat(y, "y")]))
+    xa, ya = as_pair(x_a, y_a, names=("x_a", "y_a"), hint=_PAIRED)
+    return linear_cka(
+        torch.cat([xa, as_matrix(x, "x", min_samples=1)]), torch.cat([ya, as_matrix(y, "y", min_samples=1)])
+    )
 
 
 # ------------------------------------------------------------------------------------------------ CCA
@@ -210,20 +201,10 @@ class CCAProjection:
         return int(self.w_x.shape[1])
 
     def transform_x(self, x: Matrix) -> Float[Tensor, "n d"]:
-        return (_mat(x, "x") - self.mean_x) @ self.w_x
+        return (as_matrix(x, "x", min_samples=1) - self.mean_x) @ self.w_x
 
     def transform_y(self, y: Matrix) -> Float[Tensor, "n d"]:
-        return (_mat(y, "y") - self.mean_y) @ self.w_y
-
-
-def _whitener(xc: Tensor, reg: float) -> Tensor:
-    """``W [p, r]`` with ``W^T (C + eps I) W = I`` on the numerical range of ``C = xc^T xc / (n-1)``."""
-    cov = xc.T @ xc / (xc.shape[0] - 1)
-    lam, vec = torch.linalg.eigh(cov)
-    keep = lam > lam.max().clamp_min(1e-300) * max(cov.shape) * torch.finfo(cov.dtype).eps * 10
-    lam, vec = lam[keep], vec[:, keep]
-    eps = reg * float(lam.mean()) if len(lam) else 0.0
-    return vec / torch.sqrt(lam + eps)
+        return (as_matrix(y, "y", min_samples=1) - self.mean_y) @ self.w_y
 
 
 def fit_cca(x_a: Matrix, y_a: Matrix, d: int, *, reg: float = 1e-2, clip: bool = False) -> CCAProjection:
@@ -241,11 +222,10 @@ def fit_cca(x_a: Matrix, y_a: Matrix, d: int, *, reg: float = 1e-2, clip: bool =
     >>> proj.rho.round(decimals=6).tolist()
     [1.0, 1.0]
     """
-    xa, ya = _pair(x_a, y_a, "x_a", "y_a", min_rows=3)
+    xa, ya = as_pair(x_a, y_a, names=("x_a", "y_a"), min_samples=3, hint=_PAIRED)
     if not (isinstance(reg, int | float) and reg >= 0 and np.isfinite(reg)):
         raise InputError(f"reg must be a finite number >= 0, got {reg!r}.")
-    if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-        raise InputError(f"d (subspace dimension) must be a positive integer, got {d!r}.")
+    d = check_int(d, "d (subspace dimension)", 1)
     n, p, q = xa.shape[0], xa.shape[1], ya.shape[1]
     upper = min(p, q, n - 1)
     if d > upper:
@@ -255,17 +235,17 @@ def fit_cca(x_a: Matrix, y_a: Matrix, d: int, *, reg: float = 1e-2, clip: bool =
         )
     mx, my = xa.mean(0), ya.mean(0)
     xc, yc = xa - mx, ya - my
-    wx, wy = _whitener(xc, reg), _whitener(yc, reg)
+    wx, wy = whitening(xc, 1.0, reg, relative=True), whitening(yc, 1.0, reg, relative=True)
+    rx, ry = wx.w.shape[1], wy.w.shape[1]  # numerical ranks
     if clip:
-        d = min(d, wx.shape[1], wy.shape[1])
-    elif d > min(wx.shape[1], wy.shape[1]):
+        d = min(d, rx, ry)
+    elif d > min(rx, ry):
         raise InputError(
-            f"d = {d} exceeds the numerical rank of the anchors (x: {wx.shape[1]}, y: {wy.shape[1]}); "
+            f"d = {d} exceeds the numerical rank of the anchors (x: {rx}, y: {ry}); "
             "use a smaller d or more varied anchors."
         )
-    m = wx.T @ (xc.T @ yc / (n - 1)) @ wy
-    u, s, vt = torch.linalg.svd(m, full_matrices=False)
-    return CCAProjection(mx, my, wx @ u[:, :d], wy @ vt[:d].T, s[:d])
+    u, s, vt = torch.linalg.svd(wx.data.T @ wy.data / (n - 1), full_matrices=False)  # W_x^T C_xy W_y
+    return CCAProjection(mx, my, wx.w @ u[:, :d], wy.w @ vt[:d].T, s[:d])
 
 
 # --------------------------------------------------------------------------------------------- driver
@@ -287,12 +267,7 @@ def alignment_scores(
     """
     if method not in METHODS:
         raise InputError(f"unknown alignment method {method!r}; choose from {', '.join(METHODS)}.")
-    xa, ya = _pair(x_a, y_a, "x_a", "y_a", min_rows=3)
-    xq, yq = _mat(x_q, "x_q"), _mat(y_q, "y_q")
-    if xq.shape[1] != xa.shape[1] or yq.shape[1] != ya.shape[1]:
-        raise InputError(
-            f"query widths ({xq.shape[1]}, {yq.shape[1]}) differ from the anchors' ({xa.shape[1]}, {ya.shape[1]})."
-        )
+    xa, ya, xq, yq = _anchors_and_queries(x_a, y_a, x_q, y_q, min_anchors=3)
     if method in SUBSPACE_METHODS:
         if projection is None:
             if d is None:

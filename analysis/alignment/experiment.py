@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field, ValidationInfo, field_validator
 
+from probes.config import Config
 from probes.errors import InputError
 
 from .align import FULL_METHODS, METHODS, SUBSPACE_METHODS, alignment_scores, fit_cca
@@ -52,76 +54,71 @@ Progress = Callable[[int, int, str], None]
 METRIC_COLUMNS = ("t2s_top1", "t2s_top5", "s2t_top1", "s2t_top5", "matching")
 
 
-@dataclass
-class AlignmentConfig:
+class AlignmentConfig(Config):
     """Settings of :func:`run_alignment` (``sublens align run CONFIG.toml`` maps its keys onto these)."""
 
     seed: int = 0  # seed of the shape pool (the eval split)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # split + candidate-shuffle seeds
-    encoders_3d: list[str] = field(default_factory=lambda: ["pointnet"])  # of ENCODERS_3D
-    encoders_text: list[str] = field(default_factory=lambda: ["minilm"])  # of ENCODERS_TEXT
-    n_anchors: list[int] = field(default_factory=lambda: [1000, 4000, 16000])  # anchor-count sweep
-    n_query: int = 500  # query pairs (shapes x captions to match / retrieve)
-    dims: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64, 128])  # CCA subspace sweep
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # of align.METHODS
-    n_points: int = 1024  # points per cloud
-    families: list[str] | None = None  # shape families (None: all)
-    cca_reg: float = 1e-2  # CCA ridge, relative to the mean covariance eigenvalue
-    ridge: float = 1e-3  # affine-map ridge, relative (0: plain least squares)
-    n_semantic: int = 200  # query shapes for the semantics-vs-geometry check (0: skip)
+    seeds: tuple[int, ...] = (0, 1, 2)  # split + candidate-shuffle seeds
+    encoders_3d: tuple[str, ...] = ("pointnet",)  # of ENCODERS_3D
+    encoders_text: tuple[str, ...] = ("minilm",)  # of ENCODERS_TEXT
+    n_anchors: tuple[int, ...] = (1000, 4000, 16000)  # anchor-count sweep
+    n_query: int = Field(500, ge=5)  # query pairs (shapes x captions to match / retrieve; >= 5 for top-5)
+    dims: tuple[int, ...] = (4, 8, 16, 32, 64, 128)  # CCA subspace sweep
+    methods: tuple[str, ...] = METHODS  # of align.METHODS
+    n_points: int = Field(1024, ge=1)  # points per cloud
+    families: tuple[str, ...] | None = None  # shape families (None: all)
+    cca_reg: float = Field(
+        1e-2, ge=0, allow_inf_nan=False
+    )  # CCA ridge, relative to the mean covariance eigenvalue
+    ridge: float = Field(
+        1e-3, ge=0, allow_inf_nan=False
+    )  # affine-map ridge, relative (0: plain least squares)
+    n_semantic: int = Field(
+        200, ge=0
+    )  # query shapes for the semantics-vs-geometry check (0: skip; at most n_query)
     semantic_d: int | None = None  # subspace dimension of that check (None: best d for cca_affine)
     pointnet_weights: str | None = None  # stem of in-house PointNet weights (None: committed ones)
     modelnet_checkpoint: str | None = None  # ModelNet40 PointNet checkpoint (None: shared default)
     lm_model: str = "smollm2-135m-instruct"  # packaged LM of the 'smollm2' text encoder
     lm_layer: int | None = None  # its resid_post layer (None: middle)
-    tfidf_dim: int = 128  # width of the 'tfidf' text encoder
-    threads: int = 1  # torch threads during the run
+    tfidf_dim: int = Field(128, ge=1)  # width of the 'tfidf' text encoder
+    threads: int = Field(1, ge=1)  # torch threads during the run
 
-    def __post_init__(self) -> None:
-        def ints(name: str, lo: int) -> list[int]:
-            vals = getattr(self, name)
-            if isinstance(vals, int | str) or not vals:
-                raise InputError(f"{name} must be a non-empty list of integers, got {vals!r}.")
-            bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo]
-            if bad:
-                raise InputError(f"{name} must hold integers >= {lo}, got {bad}.")
-            return sorted({int(v) for v in vals})
+    @field_validator("seeds", "n_anchors", "dims")
+    @classmethod
+    def _sweep(cls, values: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        """Sorted distinct values, each at least the field's minimum."""
+        lo = {"seeds": 0, "n_anchors": 3, "dims": 1}[info.field_name]
+        if not values:
+            raise ValueError(f"must be a non-empty list of integers >= {lo}.")
+        bad = [v for v in values if v < lo]
+        if bad:
+            raise ValueError(f"must hold integers >= {lo}, got {bad}.")
+        return tuple(sorted(set(values)))
 
-        self.seeds = ints("seeds", 0)
-        self.n_anchors = ints("n_anchors", 3)
-        self.dims = ints("dims", 1)
-        for name, allowed in (
-            ("encoders_3d", ENCODERS_3D),
-            ("encoders_text", ENCODERS_TEXT),
-            ("methods", METHODS),
-        ):
-            vals = getattr(self, name)
-            if isinstance(vals, str) or not vals:
-                raise InputError(f"{name} must be a non-empty list, got {vals!r}.")
-            bad = [v for v in vals if v not in allowed]
-            if bad:
-                raise InputError(f"{name}: unknown {bad}; choose from {', '.join(allowed)}.")
-        for name in ("n_query", "n_points", "threads", "tfidf_dim"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}.")
-        if self.n_query < 5:
-            raise InputError(f"n_query must be >= 5 (top-5 retrieval), got {self.n_query}.")
-        if isinstance(self.n_semantic, bool) or not isinstance(self.n_semantic, int) or self.n_semantic < 0:
-            raise InputError(f"n_semantic must be an integer >= 0, got {self.n_semantic!r}.")
-        if 0 < self.n_semantic < 3:
-            raise InputError(f"n_semantic must be 0 (skip) or >= 3, got {self.n_semantic}.")
-        self.n_semantic = min(self.n_semantic, self.n_query)
-        if self.families is not None:
-            bad = [f for f in self.families if f not in FAMILIES]
-            if bad or not self.families:
-                raise InputError(
-                    f"families: unknown {bad or '(empty)'}; choose from {', '.join(FAMILIES)} or omit."
-                )
-        for name in ("cca_reg", "ridge"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
-                raise InputError(f"{name} must be a finite number >= 0, got {v!r}.")
+    @field_validator("encoders_3d", "encoders_text", "methods", "families")
+    @classmethod
+    def _known(cls, values: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        """Names from the field's vocabulary (``families``: None means all)."""
+        allowed = {
+            "encoders_3d": ENCODERS_3D,
+            "encoders_text": ENCODERS_TEXT,
+            "methods": METHODS,
+            "families": tuple(FAMILIES),
+        }[info.field_name]
+        if values is None:
+            return values
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise ValueError(f"unknown {bad or '(empty)'}; choose from {', '.join(allowed)}.")
+        return values
+
+    @field_validator("n_semantic")
+    @classmethod
+    def _semantic(cls, v: int) -> int:
+        if 0 < v < 3:
+            raise ValueError(f"must be 0 (skip) or >= 3, got {v}.")
+        return v
 
     @property
     def n_pool(self) -> int:
@@ -134,31 +131,11 @@ def load_config(path: str | Path) -> AlignmentConfig:
 
     >>> import tempfile, os
     >>> f = os.path.join(tempfile.mkdtemp(), "c.toml")
-    >>> _ = open(f, "w").write("n_query = 50\\nn_anchors = [100, 200]\\n")
+    >>> _ = open(f, "w").write("n_query = 50\\nn_anchors = [200, 100]\\n")
     >>> load_config(f).n_anchors
-    [100, 200]
+    (100, 200)
     """
-    import tomllib
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(
-            f"config file {str(p)!r} does not exist; pass a TOML file (see AlignmentConfig's fields)."
-        )
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(f"config file {str(p)!r} is not valid TOML: {err}.") from None
-    known = set(AlignmentConfig.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(
-            f"config file {str(p)!r}: unknown keys {unknown}; allowed: {', '.join(sorted(known))}."
-        )
-    try:
-        return AlignmentConfig(**data)
-    except TypeError as err:
-        raise InputError(f"config file {str(p)!r}: {err}.") from None
+    return AlignmentConfig.from_toml(path)
 
 
 @dataclass
@@ -393,7 +370,7 @@ def write_run(
     write_sidecar(
         run_dir,
         command="align run",
-        config=asdict(config),
+        config=config,
         seed=config.seed,
         started=started,
         extra={

@@ -40,6 +40,13 @@ def _mean_sd(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out
 
 
+def _mean_sd_line(stats: pd.DataFrame, x: str, name: str) -> go.Scatter:
+    """Mean against column ``x`` with sd error bars (rows of :func:`_mean_sd`)."""
+    return go.Scatter(
+        x=stats[x], y=stats["mean"], error_y={"array": stats["std"]}, mode="lines+markers", name=name
+    )
+
+
 def retrieval_vs_d_figure(
     results: pd.DataFrame, metric: str = "t2s_top1", *, n_anchors: int | None = None
 ) -> go.Figure:
@@ -63,15 +70,7 @@ def retrieval_vs_d_figure(
     for (e3, et, method), g in stats.groupby(["encoder_3d", "encoder_text", "method"], sort=False):
         sub = g[g["d"] > 0].sort_values("d")
         if len(sub):
-            fig.add_trace(
-                go.Scatter(
-                    x=sub["d"],
-                    y=sub["mean"],
-                    error_y={"array": sub["std"]},
-                    mode="lines+markers",
-                    name=f"{e3} x {et}: {method}",
-                )
-            )
+            fig.add_trace(_mean_sd_line(sub, "d", f"{e3} x {et}: {method}"))
     for (e3, et, method), g in stats[stats["d"] < 0].groupby(
         ["encoder_3d", "encoder_text", "method"], sort=False
     ):
@@ -108,15 +107,7 @@ def retrieval_vs_anchors_figure(results: pd.DataFrame, metric: str = "t2s_top1")
         best_d = g.groupby("d")["mean"].mean().idxmax()
         sub = g[g["d"] == best_d].sort_values("n_anchors")
         label = f"{e3} x {et}: {method}" + (f" (d={best_d})" if best_d > 0 else "")
-        fig.add_trace(
-            go.Scatter(
-                x=sub["n_anchors"],
-                y=sub["mean"],
-                error_y={"array": sub["std"]},
-                mode="lines+markers",
-                name=label,
-            )
-        )
+        fig.add_trace(_mean_sd_line(sub, "n_anchors", label))
     fig.update_layout(
         title=f"{metric} vs number of anchors",
         xaxis={"title": "anchors", "type": "log"},

@@ -3,7 +3,7 @@
 * :class:`PointNetEncoder` - shared per-point MLP (1x1 convs + BatchNorm + ReLU) and a max-pool to a
   global feature (256-d by default), plus a projection head used only for training.
   :func:`train_pointnet` trains it SimCLR-style: NT-Xent (InfoNCE) between two augmented views
-  (:func:`analysis.alignment.shapes.augment`) of each shape of the ``train`` split - no captions, no
+  (:func:`analysis.alignment.geometry.augment`) of each shape of the ``train`` split - no captions, no
   labels. The committed weights (``weights/pointnet.safetensors`` + ``weights/pointnet.json``) come from
   ``python -m analysis.alignment.train_pointnet --out analysis/alignment/weights``;
   :func:`load_pointnet` reads them with safetensors only. With ``objective="autoencoder"`` the same
@@ -27,14 +27,16 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from jaxtyping import Float
+from pydantic import Field
 from torch import Tensor, nn
 
+from probes.config import Config
 from probes.datasets import locate_data, where_looked
 from probes.errors import InputError
 
@@ -60,7 +62,8 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "pointnet"  # .safetensors
 DEFAULT_AE_WEIGHTS = Path(__file__).parent / "weights" / "pointnet_ae"  # the autoencoder-trained one
 MODELNET_CHECKPOINT_ENV = "SUBLENS_MODELNET_POINTNET"
 MODELNET_CHECKPOINT = "models/pointnet-modelnet40/best_model.t7"  # under the shared folder
-OBJECTIVES = ("contrastive", "autoencoder")
+Objective = Literal["contrastive", "autoencoder"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 
 
 def _pointwise(widths: tuple[int, ...], c_in: int = 3) -> nn.Sequential:
@@ -138,37 +141,25 @@ def load_modelnet_pointnet(path: str | Path | None = None) -> ModelNetPointNet:
     return net.eval()
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """Settings of :func:`train_pointnet` (the ``train_pointnet`` script flags map onto these)."""
 
-    steps: int = 600  # optimiser steps
-    batch_size: int = 64  # shapes per step (2 views each)
-    n_points: int = 256  # points per view during training
-    n_shapes: int = 4096  # size of the generated train split
+    steps: int = Field(600, ge=1)  # optimiser steps
+    batch_size: int = Field(64, ge=2)  # shapes per step (2 views each; NT-Xent needs negatives: >= 2)
+    n_points: int = Field(256, ge=1)  # points per view during training
+    n_shapes: int = Field(4096, ge=1)  # size of the generated train split
     widths: tuple[int, ...] = (64, 128)  # hidden widths of the per-point MLP
-    dim: int = 256  # global feature width
-    proj_dim: int = 128  # projection head output (training only)
-    temperature: float = 0.1  # NT-Xent temperature (contrastive only)
-    objective: str = "contrastive"  # "contrastive" (NT-Xent between two views) or "autoencoder" (Chamfer)
+    dim: int = Field(256, ge=1)  # global feature width
+    proj_dim: int = Field(128, ge=1)  # projection head output (training only)
+    temperature: float = Field(0.1, gt=0, le=10)  # NT-Xent temperature (contrastive only)
+    objective: Objective = (
+        "contrastive"  # "contrastive" (NT-Xent between two views) or "autoencoder" (Chamfer)
+    )
     lr: float = 2e-3  # Adam learning rate (cosine decay to 0)
     weight_decay: float = 1e-5
     seed: int = 0  # data, init and augmentation seed
-    threads: int = 1  # torch threads
-    extra: dict = field(default_factory=dict)  # recorded as-is in the JSON (e.g. timings)
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "n_points", "n_shapes", "dim", "proj_dim", "threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}.")
-        if self.objective not in OBJECTIVES:
-            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}.")
-        if self.batch_size < 2:
-            raise InputError(f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}.")
-        self.widths = tuple(int(w) for w in self.widths)
-        if not (0 < self.temperature <= 10):
-            raise InputError(f"temperature must be in (0, 10], got {self.temperature!r}.")
+    threads: int = Field(1, ge=1)  # torch threads
+    extra: dict = {}  # recorded as-is in the JSON (e.g. timings)
 
 
 def chamfer(a: Float[Tensor, "b n 3"], b: Float[Tensor, "b m 3"]) -> Float[Tensor, " b"]:
@@ -215,7 +206,8 @@ def train_pointnet(
 
     The config's ``extra`` records the wall time, final loss and the loss curve (every 50 steps).
     """
-    from .shapes import augment, make_shapes
+    from .geometry import augment
+    from .shapes import make_shapes
 
     cfg = config or TrainConfig()
     old = torch.get_num_threads()
@@ -256,7 +248,7 @@ def train_pointnet(
                 running = []
                 if log:
                     log(step + 1, curve[-1][1])
-        cfg.extra = {
+        extra = {
             "train_seconds": round(time.time() - t0, 1),
             "data_seconds": round(t_data, 1),
             "final_loss": curve[-1][1],
@@ -265,7 +257,7 @@ def train_pointnet(
         }
     finally:
         torch.set_num_threads(old)
-    return net.eval(), cfg
+    return net.eval(), cfg.model_copy(update={"extra": extra})
 
 
 def save_pointnet(net: PointNetEncoder, config: TrainConfig, stem: str | Path) -> tuple[Path, Path]:
@@ -277,7 +269,7 @@ def save_pointnet(net: PointNetEncoder, config: TrainConfig, stem: str | Path) -
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items() if k.startswith("point_mlp.")}
     weights, meta = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     save_file(state, str(weights))
-    meta.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    meta.write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return weights, meta
 
 
@@ -292,8 +284,8 @@ def load_pointnet(stem: str | Path | None = None) -> PointNetEncoder:
             f"PointNet weights {str(weights)!r} / {str(meta)!r} not found. Train them with "
             f"`python -m analysis.alignment.train_pointnet --out {stem.parent}`."
         )
-    cfg = json.loads(meta.read_text())
-    net = PointNetEncoder(tuple(cfg["widths"]), cfg["dim"], cfg["proj_dim"])
+    cfg = TrainConfig.parse(json.loads(meta.read_text()))
+    net = PointNetEncoder(cfg.widths, cfg.dim, cfg.proj_dim)
     missing, unexpected = net.load_state_dict(load_file(str(weights)), strict=False)
     if unexpected or any(k.startswith("point_mlp.") for k in missing):
         raise InputError(f"{weights}: weights do not match the config in {meta} ({missing or unexpected}).")

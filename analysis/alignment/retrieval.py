@@ -27,6 +27,7 @@ import numpy as np
 from jaxtyping import Float
 from scipy.optimize import linear_sum_assignment
 
+from analysis.arrays import as_square
 from probes.errors import InputError
 
 __all__ = [
@@ -39,15 +40,10 @@ __all__ = [
 ]
 
 
-def _scores(scores: object) -> np.ndarray:
-    s = np.asarray(scores.detach().cpu().numpy() if hasattr(scores, "detach") else scores, dtype=np.float64)
-    if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] < 1:
-        raise InputError(
-            f"scores must be a square [n, n] matrix (query i's true candidate is column i), got shape {s.shape}."
-        )
-    if not np.isfinite(s).all():
-        raise InputError("scores contain NaN or inf.")
-    return s
+def _scores(scores: object) -> Float[np.ndarray, "n n"]:
+    """Finite float64 square scores (see :func:`analysis.arrays.as_square`)."""
+    what = "matrix (query i's true candidate is column i)"
+    return as_square(scores, "scores", what, device="cpu", min_samples=1).numpy()
 
 
 def _shuffled(s: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

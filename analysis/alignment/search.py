@@ -34,6 +34,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.arrays import as_matrix, check_int
 from probes.errors import InputError
 
 from .align import AffineMap, CCAProjection, affine_scores, cosine_scores, fit_affine, fit_cca
@@ -70,13 +71,11 @@ class ShapeGallery:
         return affine_scores(x, y, self.amap)
 
 
-def _as_features(a, name: str, rows: int | None = None) -> Tensor:
-    t = torch.as_tensor(np.asarray(a, dtype=np.float64))
-    if t.ndim != 2 or (rows is not None and t.shape[0] != rows):
-        want = f"[{rows}, dim]" if rows is not None else "[n, dim]"
-        raise InputError(f"{name} features have shape {tuple(t.shape)}; need {want}.")
-    if not torch.isfinite(t).all():
-        raise InputError(f"{name} features contain NaN or inf; check the encoder and its inputs.")
+def _as_features(a: object, name: str, rows: int) -> Float[Tensor, "rows dim"]:
+    """Finite float64 ``[rows, dim]`` features on the CPU (see :func:`analysis.arrays.as_matrix`)."""
+    t = as_matrix(a, f"{name} features", device="cpu", min_samples=1)
+    if t.shape[0] != rows:
+        raise InputError(f"{name} features have shape {tuple(t.shape)}; need [{rows}, dim].")
     return t
 
 
@@ -114,8 +113,7 @@ def build_gallery(
     if method not in GALLERY_METHODS:
         raise InputError(f"unknown gallery method {method!r}; choose from {', '.join(GALLERY_METHODS)}.")
     for name, v, lo in (("n_anchors", n_anchors, 3), ("n_gallery", n_gallery, 1), ("d", d, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InputError(f"{name} must be an integer >= {lo}, got {v!r}.")
+        check_int(v, name, lo)
     n_pool = n_anchors + n_gallery
     pool = make_shapes(n_pool, seed=seed, split="eval", n_points=n_points)
     encode = encode_text or _text_encoder(encoder_text)
@@ -145,19 +143,13 @@ def build_gallery(
     return g
 
 
-def _check_k(k: int, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}.")
-    return min(k, n)
-
-
 def search_shapes(gallery: ShapeGallery, text: str, k: int = 5) -> pd.DataFrame:
     """The ``k`` gallery shapes that best match ``text``: ``rank, shape, caption, family, score,
     same_attributes`` (the shape's captioned attributes equal those of the gallery caption that is
     closest to ``text`` in the text space, a proxy for "what the query asks for")."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("the query text is empty: type a caption, e.g. 'a small table with four legs'.")
-    k = _check_k(k, len(gallery.shapes))
+    k = min(check_int(k, "k", 1), len(gallery.shapes))
     y_q = _as_features(gallery.encode_text([text.strip()]), "query text", 1)
     s = gallery.scores(y_q)[:, 0]
     order = torch.argsort(s, descending=True)[:k].numpy()
@@ -184,7 +176,7 @@ def search_captions(gallery: ShapeGallery, shape: int, k: int = 5) -> pd.DataFra
     n = len(gallery.shapes)
     if isinstance(shape, bool) or not isinstance(shape, int | np.integer) or not 0 <= shape < n:
         raise InputError(f"shape must be a gallery index in 0..{n - 1}, got {shape!r}.")
-    k = _check_k(k, n)
+    k = min(check_int(k, "k", 1), n)
     s = gallery.scores(gallery.y)[int(shape)]
     order = torch.argsort(s, descending=True)[:k].numpy()
     keys = gallery.shapes.attributes["key"].to_numpy()

@@ -27,6 +27,7 @@ import torch
 from jaxtyping import Float
 from scipy.stats import rankdata
 
+from analysis.arrays import as_array
 from probes.errors import InputError
 
 from .shapes import ATTRIBUTES
@@ -92,9 +93,7 @@ def attribute_distances(attributes: pd.DataFrame) -> Float[np.ndarray, "n n"]:
 
 def cosine_distances(x: Float[np.ndarray, "n d"]) -> Float[np.ndarray, "n n"]:
     """``1 - cos`` between rows of ``x`` after centring on the row mean."""
-    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
-    if a.ndim != 2:
-        raise InputError(f"embeddings must be [n, d], got shape {a.shape}.")
+    a = as_array(x, "embeddings", min_samples=1)
     a = a - a.mean(0)
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
     return 1.0 - a @ a.T

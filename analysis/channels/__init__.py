@@ -6,7 +6,11 @@ row-vector convention; read off a model with :func:`probes.weights.head_weights`
 - :mod:`.scores`: head- and component-level composition scores (Q/K/V);
 - :mod:`.null`: the receiver-specific random-direction null, z-scores, top channels;
 - :mod:`.scan`: a whole-model scan (:class:`ScanConfig`, :func:`scan_channels`) and the head×head summary;
+- :mod:`.effects`: what one head's OV components read, write and do when removed (needs a model);
 - :mod:`.figures`: the plots the dashboard and notebooks draw from a scan.
+
+Weights are folded (or not) by whoever reads them, :func:`probes.weights.head_weights`; a scan scores
+the :class:`~probes.head_weights.HeadWeights` it is given.
 """
 
 from analysis.channels.null import ReceiverNull, add_z, random_unit_directions, receiver_null, top_channels

@@ -1,6 +1,10 @@
 """A whole-model channel scan: component scores for every sender component × later receiver × mode,
 z-scored against the receiver-specific null, plus a head-level summary for the dashboard grid.
 
+The scan is weight-only maths on the :class:`~probes.head_weights.HeadWeights` it is given: folding the
+norm gains or centring the writing weights is decided by whoever reads them
+(:func:`probes.weights.head_weights`, ``fold_ln`` and ``center_writing``).
+
 RoPE treatment (our packaged models are rotary): by default the static QK form is taken without
 rotation, i.e. at relative offset 0; ``qk_offsets`` averages it over the given offsets instead
 (exact for that set). V composition does not involve positions and is exact either way.
@@ -13,32 +17,31 @@ rotation, i.e. at relative offset 0; ``qk_offsets`` averages it over the given o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from analysis.channels.null import add_z, receiver_null
 from analysis.channels.scores import component_scores
+from probes.config import Config
 from probes.head_weights import HeadWeights
 
 
-@dataclass(frozen=True)
-class ScanConfig:
+class ScanConfig(Config):
+    """What a scan scores and how its null is drawn (the weights arrive already folded or not)."""
+
     modes: str = "QKV"  # which composition modes to score (any of Q, K, V)
     n_null: int = 2000  # random unit write directions per receiver for the null
     seed: int = 0  # seed of the null directions
-    fold_ln: bool = True  # fold the attention input norm's gain into W_Q/W_K/W_V
-    center_writing: bool = False  # project W_O rows off the all-ones direction
     qk_offsets: tuple[int, ...] | None = None  # RoPE: average QK over these offsets (None: offset 0)
 
 
-def scan_channels(weights: HeadWeights, config: ScanConfig = ScanConfig()) -> pd.DataFrame:
+def scan_channels(weights: HeadWeights, config: ScanConfig | None = None) -> pd.DataFrame:
     """Tidy component-level table with ``z`` and ``p`` (compact dtypes: int16 indices, float32 values).
 
     Columns: ``sender_layer, sender_head, component, singular_value, receiver_layer, receiver_head, mode,
     score, z, p``.
     """
+    config = ScanConfig() if config is None else config
     offsets = list(config.qk_offsets) if config.qk_offsets else None
     df = component_scores(weights, config.modes, qk_offsets=offsets)
     null = receiver_null(weights, config.n_null, seed=config.seed, modes=config.modes, qk_offsets=offsets)

@@ -2,7 +2,9 @@
 the same units, the same subspaces, the same layers?
 
 * :mod:`.nets` - :class:`DigitsCNN`, :func:`train_digits_net`, :func:`layer_activations`;
-* :mod:`.matching` - unit correlations, Hungarian and semi-matching, random baseline;
+* :mod:`.matching` - unit correlations, Hungarian and semi-matching, random baseline; the two nets'
+  activations as checked arrays (:func:`~.matching.unit_pair`, via :mod:`analysis.arrays`) and
+  dead-unit masks (:func:`~.matching.live_units`) used by the other modules;
 * :mod:`.sparse` - dense / lasso / one-to-one prediction of one net's units from another's;
 * :mod:`.clustering` - spectral clustering of both nets' units (many-to-many);
 * :mod:`.layers` - layer x layer CKA and layer identification;

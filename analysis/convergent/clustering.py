@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
+from analysis.arrays import check_int
 from probes.errors import InputError
 
-from ._checks import as_unit_pair, check_pos_int, live_units
-from .matching import _corr
+from .matching import _corr, live_units, unit_pair
 
 __all__ = ["JointClusters", "joint_clusters", "joint_correlation"]
 
@@ -43,7 +43,7 @@ def joint_correlation(
     >>> joint_correlation(x, x).round(6).shape
     (4, 4)
     """
-    x, y = as_unit_pair(a, b)
+    x, y = unit_pair(a, b)
     both = np.concatenate([x, y], axis=1)
     c = _corr(both, both)
     np.fill_diagonal(c, 1.0)
@@ -103,9 +103,9 @@ def joint_clusters(
     """Spectral clustering of the joint ``|corr|`` affinity of both nets' live units."""
     from sklearn.cluster import SpectralClustering
 
-    check_pos_int(n_clusters, "n_clusters", 2)
-    check_pos_int(n_random, "n_random")
-    x, y = as_unit_pair(a, b)
+    check_int(n_clusters, "n_clusters", 2)
+    check_int(n_random, "n_random", 1)
+    x, y = unit_pair(a, b)
     la, lb = np.flatnonzero(live_units(x)), np.flatnonzero(live_units(y))
     n_nodes = len(la) + len(lb)
     if n_clusters > n_nodes:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 
+from probes.config import Config
 from probes.errors import InputError
 
 from .clustering import joint_clusters
@@ -38,58 +40,64 @@ Progress = Callable[[int, int, str], None]
 """``progress(done, total, message)``, called after each step."""
 
 
-@dataclass
-class ConvergentConfig:
+class ConvergentConfig(Config):
     """Settings of :func:`run_convergent` (the ``sublens compare nets`` flags map onto these)."""
 
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one net per seed (init + batch order)
-    epochs: int = 15  # training epochs per net
-    batch_size: int = 32  # mini-batch size
-    lr: float = 3e-3  # Adam learning rate
+    seeds: tuple[int, ...] = (0, 1, 2)  # one net per seed (init + batch order)
+    epochs: int = Field(15, ge=1)  # training epochs per net
+    batch_size: int = Field(32, ge=1)  # mini-batch size
+    lr: float = Field(3e-3, gt=0, lt=1)  # Adam learning rate
     widths: tuple[int, int, int] = (16, 32, 64)  # conv1 channels, conv2 channels, fc1 units
-    layers: list[str] = field(default_factory=lambda: ["conv1", "conv2", "fc1"])  # layers to compare
+    layers: tuple[str, ...] = ("conv1", "conv2", "fc1")  # layers to compare
     conv_units: Literal["positions", "mean"] = "positions"  # conv maps for matching/sparse/clusters:
     # every (image, position) a sample (Li et al.) or spatial means
     cka_conv: Literal["mean", "flatten"] = "mean"  # conv maps for CKA: [n, C] spatial means or [n, C*H*W]
     cka_metric: str = "linear_cka"  # any analysis.similarity.METRICS name
-    lasso_alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS))  # lasso penalties
-    max_fit_samples: int = 20000  # training rows used to fit the sparse maps (random subset if more)
-    n_clusters: int | None = None  # spectral clusters per layer; None: max(2, units // 4)
-    n_random: int = 100  # random draws for the matching and clustering baselines
+    lasso_alphas: tuple[float, ...] = DEFAULT_ALPHAS  # lasso penalties
+    max_fit_samples: int = Field(
+        20000, ge=1
+    )  # training rows used to fit the sparse maps (random subset if more)
+    n_clusters: int | None = Field(None, ge=2)  # spectral clusters per layer; None: max(2, units // 4)
+    n_random: int = Field(100, ge=1)  # random draws for the matching and clustering baselines
     test_size: float = 0.3  # held-out fraction of the 1,797 digits (0.3 -> 540 images)
     split_seed: int = 0  # train/test split
     seed: int = 0  # random baselines, subsampling and spectral clustering
-    threads: int = 1  # torch and BLAS threads during the run (tiny fits: 1 is fastest)
+    threads: int = Field(1, ge=1)  # torch and BLAS threads during the run (tiny fits: 1 is fastest)
 
-    def __post_init__(self) -> None:
-        self.seeds = [int(s) for s in self.seeds]
-        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
-            raise InputError(f"seeds must hold at least two distinct integers, got {self.seeds}.")
-        self.layers = check_layers(self.layers)
-        for name in ("epochs", "batch_size", "max_fit_samples", "n_random", "threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}.")
-        if self.n_clusters is not None and (not isinstance(self.n_clusters, int) or self.n_clusters < 2):
-            raise InputError(f"n_clusters must be an integer >= 2 or None, got {self.n_clusters!r}.")
-        if self.conv_units not in ("positions", "mean"):
-            raise InputError(f"conv_units must be 'positions' or 'mean', got {self.conv_units!r}.")
-        if self.cka_conv not in ("flatten", "mean"):
-            raise InputError(f"cka_conv must be 'flatten' or 'mean', got {self.cka_conv!r}.")
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"must hold at least two distinct integers, got {list(seeds)}.")
+        return seeds
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, layers: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_layers(layers))  # InputError is a ValueError: pydantic reports it under "layers"
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, widths: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(widths) < 1:
+            raise ValueError(f"must be three positive integers (conv1, conv2, fc1), got {list(widths)}.")
+        return widths
+
+    @field_validator("cka_metric")
+    @classmethod
+    def _metric(cls, name: str) -> str:
         from analysis.similarity import METRICS
 
-        if self.cka_metric not in METRICS:
-            raise InputError(f"unknown cka_metric {self.cka_metric!r}; choose from {sorted(METRICS)}.")
-        self.lasso_alphas = [float(a) for a in self.lasso_alphas]
-        if not self.lasso_alphas or any(not math.isfinite(a) or a <= 0 for a in self.lasso_alphas):
-            raise InputError(f"lasso_alphas must be positive numbers, got {self.lasso_alphas}.")
-        if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
-            raise InputError(f"lr must be in (0, 1), got {self.lr!r}.")
-        self.widths = tuple(int(w) for w in self.widths)  # type: ignore[assignment]
-        if len(self.widths) != 3 or min(self.widths) < 1:
-            raise InputError(
-                f"widths must be three positive integers (conv1, conv2, fc1), got {self.widths}."
-            )
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose from {sorted(METRICS)}.")
+        return name
+
+    @field_validator("lasso_alphas")
+    @classmethod
+    def _alphas(cls, alphas: tuple[float, ...]) -> tuple[float, ...]:
+        if not alphas or any(not math.isfinite(a) or a <= 0 for a in alphas):
+            raise ValueError(f"must be positive numbers, got {list(alphas)}.")
+        return alphas
 
 
 @dataclass
@@ -115,7 +123,7 @@ class ConvergentResults:
         wide = self.matching.pivot_table(index="layer", columns="method", values="mean_corr", aggfunc="mean")
         same = self.matching[self.matching.method == "hungarian"].groupby("layer").same_assignment.mean()
         out = wide.reindex(columns=["hungarian", "semi", "random"]).assign(same_assignment=same)
-        return out.reindex(self.config.layers).reset_index()
+        return out.reindex(list(self.config.layers)).reset_index()
 
     def sparse_overview(self) -> pd.DataFrame:
         """Mean held-out error and non-zero weights per layer, method and alpha over seed pairs."""

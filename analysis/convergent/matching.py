@@ -20,6 +20,7 @@ correlation: they are left out of every matching (masked, never NaN) and counted
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -27,9 +28,8 @@ import pandas as pd
 from jaxtyping import Float
 from scipy.optimize import linear_sum_assignment
 
+from analysis.arrays import as_array_pair, check_int
 from probes.errors import InputError
-
-from ._checks import as_unit_pair, check_pos_int, live_units
 
 MatchMethod = Literal["hungarian", "semi", "random"]
 MATCH_METHODS = ("hungarian", "semi", "random")
@@ -37,10 +37,28 @@ MATCH_METHODS = ("hungarian", "semi", "random")
 __all__ = [
     "MATCH_METHODS",
     "correlation_matrix",
+    "live_units",
     "match_units",
     "matching_summary",
     "same_assignment",
+    "unit_pair",
 ]
+
+unit_pair = partial(
+    as_array_pair,
+    names=("a", "b"),
+    min_samples=3,
+    hint="Row i of both must come from the same input (same image and position).",
+)
+"""Two nets' activations at a layer as float64 ``[n, d_a]``, ``[n, d_b]`` arrays (rows: samples, columns:
+units) with the checks of :func:`analysis.arrays.as_array_pair`; ``names=`` renames them in errors."""
+
+
+def live_units(x: Float[np.ndarray, "n d"], rtol: float = 1e-10) -> np.ndarray:
+    """Boolean mask of units whose standard deviation is not ~0 (dead ReLU units are masked out)."""
+    sd = x.std(axis=0)
+    scale = max(float(np.abs(x).max()), 1.0)
+    return sd > rtol * scale
 
 
 def correlation_matrix(
@@ -55,7 +73,7 @@ def correlation_matrix(
     >>> correlation_matrix(x, np.c_[-x[:, 0], np.ones(6)]).round(3).tolist()
     [[-1.0, 0.0], [-0.999, 0.0]]
     """
-    x, y = as_unit_pair(a, b)
+    x, y = unit_pair(a, b)
     return _corr(x, y)
 
 
@@ -87,7 +105,7 @@ def _assign(
 
 
 def _live_corr(a: object, b: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, y = as_unit_pair(a, b)
+    x, y = unit_pair(a, b)
     ia, ib = np.flatnonzero(live_units(x)), np.flatnonzero(live_units(y))
     if len(ia) == 0 or len(ib) == 0:
         raise InputError(
@@ -136,8 +154,8 @@ def matching_summary(
     Columns: ``method`` (hungarian, semi, random), ``mean_corr``, ``median_corr``, ``sd_corr`` (for
     random: the sd of the mean over draws), ``n_matched``, ``n_dead_a``, ``n_dead_b``.
     """
-    check_pos_int(n_random, "n_random")
-    x, y = as_unit_pair(a, b)
+    check_int(n_random, "n_random", 1)
+    x, y = unit_pair(a, b)
     c, ia, ib = _live_corr(x, y)
     dead = (x.shape[1] - len(ia), y.shape[1] - len(ib))
     rows = []

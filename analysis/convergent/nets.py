@@ -39,9 +39,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from analysis.arrays import check_int
 from probes.errors import InputError
-
-from ._checks import check_pos_int
 
 LAYERS = ("conv1", "conv2", "fc1", "logits")
 """Layers whose activations :func:`layer_activations` returns, input to output."""
@@ -78,7 +77,7 @@ def limit_threads(n: int | None) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     old = torch.get_num_threads()
-    torch.set_num_threads(check_pos_int(n, "threads"))
+    torch.set_num_threads(check_int(n, "threads", 1))
     try:
         with threadpool_limits(limits=n):
             yield
@@ -165,8 +164,8 @@ def train_digits_net(
     ``callback(epoch, mean_loss)`` is called after each epoch. The global torch RNG is left untouched;
     ``threads`` torch threads are used while training (see :func:`limit_threads`).
     """
-    check_pos_int(epochs, "epochs")
-    check_pos_int(batch_size, "batch_size")
+    check_int(epochs, "epochs", 1)
+    check_int(batch_size, "batch_size", 1)
     if len(widths) != 3:
         raise InputError(f"widths must be (conv1, conv2, hidden), got {tuple(widths)}.")
     data = data or load_digits_split()
@@ -177,7 +176,7 @@ def train_digits_net(
 def _train(seed, data, epochs, batch_size, lr, widths, callback) -> TrainedNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = DigitsCNN(*(check_pos_int(w, "width") for w in widths))
+        model = DigitsCNN(*(check_int(w, "width", 1) for w in widths))
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = data.x_train.shape[0]

@@ -39,10 +39,10 @@ import pandas as pd
 from jaxtyping import Float
 from scipy.optimize import linear_sum_assignment
 
+from analysis.arrays import check_int
 from probes.errors import InputError
 
-from ._checks import as_unit_pair, check_pos_int, live_units, standardize
-from .matching import _corr
+from .matching import _corr, live_units, unit_pair
 
 __all__ = ["DEFAULT_ALPHAS", "lasso_map", "normalized_error", "sparse_prediction"]
 
@@ -62,6 +62,18 @@ def normalized_error(y: Float[np.ndarray, "n d"], y_hat: Float[np.ndarray, "n d"
     return ((y - y_hat) ** 2).sum(0) / np.where(sst > 0, sst, np.nan)
 
 
+def standardize(
+    x: Float[np.ndarray, "n d"], mean: np.ndarray | None = None, sd: np.ndarray | None = None
+) -> tuple[Float[np.ndarray, "n d"], np.ndarray, np.ndarray]:
+    """``(x - mean) / sd`` with column statistics of ``x`` unless given; returns ``(z, mean, sd)``."""
+    if mean is None:
+        mean = x.mean(axis=0)
+    if sd is None:
+        sd = x.std(axis=0)
+    safe = np.where(sd > 0, sd, 1.0)
+    return (x - mean) / safe, mean, sd
+
+
 def lasso_map(
     a: Float[np.ndarray, "n d_a"], b: Float[np.ndarray, "n d_b"], alpha: float, *, max_iter: int = 5000
 ) -> Float[np.ndarray, "d_b d_a"]:
@@ -77,7 +89,7 @@ def lasso_map(
     from sklearn.linear_model import Lasso
 
     alpha = _check_alphas([alpha])[0]
-    x, y = as_unit_pair(a, b)
+    x, y = unit_pair(a, b)
     la, lb = live_units(x), live_units(y)
     coef = np.zeros((y.shape[1], x.shape[1]))
     if la.any() and lb.any():
@@ -117,10 +129,10 @@ def sparse_prediction(
     """
     from sklearn.linear_model import Lasso, LinearRegression
 
-    check_pos_int(max_iter, "max_iter")
+    check_int(max_iter, "max_iter", 1)
     alphas = _check_alphas(alphas)
-    xa, ya = as_unit_pair(a_train, b_train, ("a_train", "b_train"))
-    xb, yb = as_unit_pair(a_test, b_test, ("a_test", "b_test"))
+    xa, ya = unit_pair(a_train, b_train, names=("a_train", "b_train"))
+    xb, yb = unit_pair(a_test, b_test, names=("a_test", "b_test"))
     if xa.shape[1] != xb.shape[1] or ya.shape[1] != yb.shape[1]:
         raise InputError(
             f"train and test must have the same units: a {xa.shape[1]} vs {xb.shape[1]}, "

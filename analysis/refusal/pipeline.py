@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from pydantic import Field
 
 from analysis.refusal.checks import (
     ablation_check,
@@ -21,6 +22,7 @@ from analysis.refusal.checks import (
 from analysis.refusal.figures import head_figure, probe_accuracy_figure, projection_figure
 from analysis.refusal.probing import REFUSAL_CLASSES
 from probes.capture import capture
+from probes.config import Config
 from probes.errors import InputError
 from probes.handle import ModelHandle
 from probes.linear import MeanDirections, ProbeFit, diff_of_means, fit_linear_probes, stack_layers
@@ -28,16 +30,17 @@ from probes.linear import MeanDirections, ProbeFit, diff_of_means, fit_linear_pr
 __all__ = ["RefusalConfig", "RefusalFit", "choose_layer", "fit_refusal"]
 
 
-@dataclass
-class RefusalConfig:
-    n_train: int = 100  # prompts per class for fitting
-    n_val: int = 39  # prompts per class for validation and the generation checks
+class RefusalConfig(Config):
+    """Settings of :func:`fit_refusal` (the prompt counts say how many prompts the caller loads)."""
+
+    n_train: int = Field(100, ge=2)  # prompts per class for fitting
+    n_val: int = Field(39, ge=1)  # prompts per class for validation and the generation checks
     layer: int | None = None  # direction layer; None: best separation in the middle layers
     max_new_tokens: int = 24  # greedy tokens per completion for the refusal matcher
     generate: bool = True  # run the baseline / ablation / addition generation checks
-    C: float = 1.0  # logistic-regression inverse regularisation
-    batch_size: int = 8  # capture batch size
-    seed: int = 0
+    C: float = Field(1.0, gt=0)  # logistic-regression inverse regularisation
+    batch_size: int = Field(8, ge=1)  # capture batch size
+    seed: int = 0  # seed of the logistic-regression probes
 
 
 @dataclass

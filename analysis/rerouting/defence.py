@@ -19,8 +19,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.refusal.probing import last_token_resid
 from probes.errors import InputError
 from probes.handle import ModelHandle
+from probes.linear import fit_linear_probes
 
 __all__ = ["defence_view", "detection_table", "thresholds_at_fpr"]
 
@@ -72,13 +74,6 @@ def detection_table(
     return pd.DataFrame(rows)
 
 
-def _acts(handle: ModelHandle, prompts: list[str], layers: list[int]) -> Float[Tensor, "n layer d_model"]:
-    from analysis.rerouting.directions import last_token_acts
-
-    a = last_token_acts(handle, prompts, layers)
-    return torch.stack([a[k] for k in layers], dim=1)
-
-
 def defence_view(
     handle: ModelHandle,
     attacked: list[str],
@@ -104,8 +99,6 @@ def defence_view(
     Returns :func:`detection_table`'s columns plus val_acc (the monitor's accuracy on
     ``plain`` + ``harmless_val``, or on ``harmless_val`` alone without ``plain``).
     """
-    from probes.linear import fit_linear_probes
-
     if len(harmless_val) < 1:
         raise InputError("harmless_val is empty: the 1% false-positive threshold needs harmless prompts.")
     if not attacked:
@@ -113,11 +106,11 @@ def defence_view(
     layers = (
         [handle.check_layer(k) for k in layers] if layers is not None else list(range(handle.info.n_layers))
     )
-    x_tr = _acts(handle, harmful_train + harmless_train, layers)
+    x_tr = last_token_resid(handle, harmful_train + harmless_train, layers)
     y_tr = torch.tensor([1] * len(harmful_train) + [0] * len(harmless_train))
-    x_neg = _acts(handle, harmless_val, layers)
-    x_att = _acts(handle, attacked, layers)
-    x_pl = _acts(handle, plain, layers) if plain else None
+    x_neg = last_token_resid(handle, harmless_val, layers)
+    x_att = last_token_resid(handle, attacked, layers)
+    x_pl = last_token_resid(handle, plain, layers) if plain else None
     x_va = torch.cat([x_pl, x_neg]) if x_pl is not None else x_neg
     y_va = torch.tensor([1] * (0 if x_pl is None else len(x_pl)) + [0] * len(x_neg))
     if y_va.unique().numel() < 2:  # fit_linear_probes validates on two classes

@@ -32,6 +32,7 @@ from collections import Counter
 import torch
 
 from analysis.refusal.checks import REFUSAL_PHRASES, is_refusal
+from analysis.refusal.probing import last_token_resid
 from probes.errors import InputError
 from probes.handle import ModelHandle
 
@@ -97,11 +98,9 @@ def readout_judge(
 ) -> list[float]:
     """P(harmless) of ``probe`` (``(w, b)``, harmless = 1) on each chat-formatted prompt's last token at
     ``layer``; > 0.5 means the model's own representation reads the prompt as harmless there."""
-    from analysis.rerouting.directions import last_token_acts
-
     if not prompts:
         raise InputError("readout_judge needs at least one prompt.")
-    acts = last_token_acts(handle, prompts, [layer])[layer]
+    acts = last_token_resid(handle, prompts, [layer])[:, 0]
     w, b = probe
     return torch.sigmoid(acts @ w.float() + b.float()).tolist()
 

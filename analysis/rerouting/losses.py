@@ -12,9 +12,21 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from analysis.rerouting.optimiser import Forward, Objective
+from analysis.rerouting.optimiser import Objective, SlotForward
 from probes.errors import InputError
 from probes.handle import ModelHandle
+
+__all__ = [
+    "AttentionObjective",
+    "ProbeObjective",
+    "SteeringObjective",
+    "TargetObjective",
+    "attention_ssr_loss",
+    "gcg_target_loss",
+    "probe_readout",
+    "probe_ssr_loss",
+    "steering_ssr_loss",
+]
 
 
 def probe_ssr_loss(
@@ -86,7 +98,11 @@ def _check_alphas(alphas, n, what):
 
 
 class ProbeObjective(Objective):
-    """Probe-SSR: per-layer probes ``{layer: (w, b)}`` read the last token; push them to "harmless"."""
+    """Probe-SSR: per-layer probes ``{layer: (w, b)}`` read the last token; push them to "harmless".
+
+    ``(w, b)`` reads P(harmless) = sigmoid(x·w + b): e.g. ``refusal_probes(...).probe(layer, "harmless")``
+    (:mod:`analysis.refusal.probing`).
+    """
 
     def __init__(self, probes: dict[int, tuple[Tensor, Tensor]], alphas: list[float] | None = None):
         if not probes:
@@ -96,7 +112,7 @@ class ProbeObjective(Objective):
         self.alphas = _check_alphas(alphas, len(self.layers), "Probe-SSR")
         self.resid_layers = self.layers
 
-    def loss(self, fw: Forward) -> Tensor:
+    def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         return probe_ssr_loss([fw.resid[k][:, -1] for k in self.layers], self.probes, self.alphas)
 
 
@@ -111,7 +127,7 @@ class SteeringObjective(Objective):
         self.alphas = _check_alphas(alphas, len(self.layers), "Steering-SSR")
         self.resid_layers = self.layers
 
-    def loss(self, fw: Forward) -> Tensor:
+    def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         return steering_ssr_loss([fw.resid[k][:, -1] for k in self.layers], self.directions, self.alphas)
 
 
@@ -130,7 +146,7 @@ class AttentionObjective(Objective):
         for _, h in self.heads:
             handle.check_head(h)
 
-    def loss(self, fw: Forward) -> Tensor:
+    def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         pats = [fw.attn[layer] for layer, _ in self.heads]
         return attention_ssr_loss(pats, [h for _, h in self.heads], fw.suffix, self.alphas)
 
@@ -147,5 +163,5 @@ class TargetObjective(Objective):
         self.target = target
         self.extra_ids = torch.tensor(ids, dtype=torch.long, device=handle.device)
 
-    def loss(self, fw: Forward) -> Tensor:
+    def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         return gcg_target_loss(fw.logits, self.extra_ids, fw.extra_start - fw.logits_start)

@@ -7,10 +7,15 @@ residual streams at some layers (the forward stops after the last of them: a for
 that block has run, which is exact), attention patterns at some layers (eager attention is switched on
 for that forward only), or full logits with extra target ids appended (GCG).
 
-One step: one-hot gradient of the loss at the best buffer entry, the top-k tokens per position by
-negative gradient, ``search_width`` candidates that each swap ``n_replace`` random positions, filtered
-(no special tokens, optional ASCII only, decode→encode stable), evaluated in batches; the buffer keeps
-the best ``buffer_size`` distinct suffixes. ``n_replace`` shrinks as the loss falls (SSR's rule).
+One step (:func:`gcg_step`): one-hot gradient of the loss at the best buffer entry, the top-k tokens per
+position by negative gradient, ``search_width`` candidates that each swap ``n_replace`` random positions,
+filtered (no special tokens, optional ASCII only, decode→encode stable), evaluated in batches; the buffer
+keeps the best ``buffer_size`` distinct suffixes. :func:`optimise` is the loop: it draws the starting
+suffixes, runs steps and shrinks ``n_replace`` as the loss falls (SSR's rule).
+
+>>> OptimiserConfig(n_tokens=0)
+Traceback (most recent call last):
+probes.config.ConfigError: Bad OptimiserConfig: n_tokens (suffix length) must be >= 1, got 0.
 """
 
 from __future__ import annotations
@@ -19,14 +24,40 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 import torch
 from jaxtyping import Float, Int
+from pydantic import model_validator
 from torch import Tensor
 
 from probes.architecture import Forward, run_forward
+from probes.config import Config
 from probes.errors import InputError
 from probes.handle import ModelHandle
+
+__all__ = [
+    "Buffer",
+    "Objective",
+    "OptimiseResult",
+    "OptimiserConfig",
+    "PromptSlots",
+    "SlotForward",
+    "allowed_tokens",
+    "evaluate",
+    "filter_candidates",
+    "gcg_step",
+    "optimise",
+    "prompt_slots",
+    "random_suffix",
+    "retokenises",
+    "sample_candidates",
+    "slot_forward",
+    "special_ids",
+    "token_gradient",
+]
+
+Buffer = list[tuple[float, list[int]]]  # (loss, suffix ids), best first, distinct suffixes
 
 _MARK = "\u2063SUFFIX\u2063"
 
@@ -168,10 +199,11 @@ class Objective:
 
 
 # -- the search ----------------------------------------------------------------------------------------
-@dataclass
-class OptimiserConfig:
+class OptimiserConfig(Config):
+    """The suffix search's settings (a campaign's ``[optimiser]`` table)."""
+
     n_tokens: int = 5  # suffix length in tokens
-    steps: int = 30  # maximum optimisation steps
+    steps: int = 30  # maximum optimisation steps (0: only evaluate the starting suffixes)
     search_width: int = 64  # candidates sampled per step
     topk: int = 64  # tokens kept per position by negative gradient
     buffer_size: int = 8  # best distinct suffixes kept
@@ -179,17 +211,28 @@ class OptimiserConfig:
     early_stop_loss: float | None = 0.05  # stop once the best loss is below this
     ascii_only: bool = True  # restrict candidate tokens to printable ASCII
     batch_size: int = 64  # candidates per forward
-    seed: int = 0
+    seed: int = 0  # candidate sampling and starting suffixes
 
-    def validate(self) -> None:
-        for name in ("n_tokens", "steps", "search_width", "topk", "buffer_size", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1 and not (name == "steps" and v == 0):
-                raise InputError(f"{name} must be a positive integer, got {v!r}.")
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.n_tokens < 1:
+            raise ValueError(f"n_tokens (suffix length) must be >= 1, got {self.n_tokens}.")
+        for name in ("search_width", "topk", "buffer_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}.")
+        if self.replace_coefficient <= 0:
+            raise ValueError(
+                f"replace_coefficient must be > 0 (SSR uses 1.8), got {self.replace_coefficient}."
+            )
+        return self
 
 
 @dataclass
 class OptimiseResult:
+    """What :func:`optimise` found: the best suffix, its loss and the loss history."""
+
     best_ids: list[int]
     best_suffix: str
     best_loss: float
@@ -198,7 +241,7 @@ class OptimiseResult:
     steps: int
     stopped: str  # "early_stop", "max_steps" or "callback"
     elapsed_s: float
-    buffer: list[tuple[float, list[int]]]
+    buffer: Buffer
 
 
 def _embed_matrix(handle: ModelHandle) -> Tensor:
@@ -215,12 +258,19 @@ def evaluate(
     out = []
     for i in range(0, cand.shape[0], batch_size):
         ids = slots.assemble(cand[i : i + batch_size].to(handle.device), objective.extra_ids)
-        fw = _forward(handle, emb(ids), objective, slots, n)
+        fw = slot_forward(handle, emb(ids), objective, slots, n)
         out.append(objective.loss(fw).detach().float().cpu())
     return torch.cat(out)
 
 
-def _forward(handle, embeds, objective: Objective, slots: PromptSlots, n: int) -> SlotForward:
+def slot_forward(
+    handle: ModelHandle,
+    embeds: Float[Tensor, "batch pos d_model"],
+    objective: Objective,
+    slots: PromptSlots,
+    n: int,
+) -> SlotForward:
+    """The truncated forward ``objective`` needs on assembled prompts with an ``n``-token suffix."""
     n_extra = 0 if objective.extra_ids is None else int(objective.extra_ids.numel())
     fw = run_forward(
         handle,
@@ -253,7 +303,7 @@ def token_gradient(
             post_ids = torch.cat([post_ids, objective.extra_ids.to(post_ids.device)[None]], dim=1)
         post = emb(post_ids)
     embeds = torch.cat([pre, (one_hot @ W)[None], post], dim=1)
-    fw = _forward(handle, embeds, objective, slots, ids.shape[0])
+    fw = slot_forward(handle, embeds, objective, slots, ids.shape[0])
     (grad,) = torch.autograd.grad(objective.loss(fw).sum(), one_hot)
     return grad
 
@@ -268,6 +318,28 @@ def random_suffix(tokenizer, allowed: Tensor, n_tokens: int, generator: torch.Ge
     raise InputError(f"Could not draw a retokenisation-stable random suffix of {n_tokens} tokens.")
 
 
+def gcg_step(
+    handle: ModelHandle,
+    slots: PromptSlots,
+    objective: Objective,
+    buffer: Buffer,
+    n_replace: int,
+    cfg: OptimiserConfig,
+    generator: torch.Generator,
+    allowed: Tensor,
+) -> Buffer:
+    """One GCG step from the best suffix of ``buffer``: token gradient, ``cfg.search_width`` sampled
+    candidates swapping ``n_replace`` positions, filtered and evaluated; returns the new buffer."""
+    best_ids = torch.tensor(buffer[0][1])
+    grad = token_gradient(handle, slots, objective, best_ids)
+    cand = sample_candidates(best_ids, grad, allowed, cfg.search_width, cfg.topk, n_replace, generator)
+    cand = filter_candidates(handle.tokenizer, cand, {tuple(ids) for _, ids in buffer})
+    if cand.shape[0]:
+        losses = evaluate(handle, slots, objective, cand, cfg.batch_size)
+        buffer = _dedup(sorted(buffer + list(zip(losses.tolist(), cand.tolist(), strict=True))))
+    return buffer[: cfg.buffer_size]
+
+
 def optimise(
     handle: ModelHandle,
     instruction: str,
@@ -276,12 +348,12 @@ def optimise(
     init: list[int] | None = None,
     callback: Callable[[int, float, list[int]], bool] | None = None,
 ) -> OptimiseResult:
-    """Minimise ``objective`` over a suffix of ``config.n_tokens`` tokens after ``instruction``.
+    """Minimise ``objective`` over a suffix of ``config.n_tokens`` tokens after ``instruction``:
+    :func:`gcg_step` until ``config.steps``, the early-stop loss, or the callback.
 
     ``callback(step, best_loss, best_ids)`` runs after each step; returning True stops the search.
     """
     cfg = config or OptimiserConfig()
-    cfg.validate()
     objective.check(handle)
     started = time.perf_counter()
     tok = handle.tokenizer
@@ -307,14 +379,7 @@ def optimise(
         stopped = "early_stop"
     else:
         for step in range(1, cfg.steps + 1):
-            best_ids = torch.tensor(buffer[0][1])
-            grad = token_gradient(handle, slots, objective, best_ids)
-            cand = sample_candidates(best_ids, grad, allowed, cfg.search_width, cfg.topk, n_replace, g)
-            cand = filter_candidates(tok, cand, {tuple(b[1]) for b in buffer})
-            if cand.shape[0]:
-                losses = evaluate(handle, slots, objective, cand, cfg.batch_size)
-                buffer = _dedup(sorted(buffer + list(zip(losses.tolist(), cand.tolist(), strict=True))))
-                buffer = buffer[: cfg.buffer_size]
+            buffer = gcg_step(handle, slots, objective, buffer, n_replace, cfg, g, allowed)
             best = buffer[0][0]
             history.append(best)
             if initial > 0:
@@ -340,7 +405,7 @@ def optimise(
     )
 
 
-def _dedup(buf: list[tuple[float, list[int]]]) -> list[tuple[float, list[int]]]:
+def _dedup(buf: Buffer) -> Buffer:
     seen, out = set(), []
     for loss, ids in sorted(buf, key=lambda x: x[0]):
         if tuple(ids) in seen:

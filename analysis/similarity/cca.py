@@ -19,7 +19,6 @@ Guard rails (reference note §4.5):
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -27,9 +26,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.arrays import Activations, Device, as_pair
 from probes.errors import InputError
 
-from ._validate import Activations, Device, as_pair, center
+from .linalg import center, svd_range, whitening
 
 __all__ = ["canonical_correlations", "cca_similarity", "pwcca", "svcca"]
 
@@ -43,14 +43,6 @@ def _mask_constant(xc: Tensor, name: str) -> Tensor:
     if not bool(keep.any()):
         raise InputError(f"every unit of {name} is constant across samples; CCA needs varying activations.")
     return xc[:, keep] if not bool(keep.all()) else xc
-
-
-def _basis(xc: Tensor) -> tuple[Tensor, Tensor]:
-    """Thin SVD of a centred view, truncated to its numerical rank: (U [n, r], s [r])."""
-    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
-    tol = float(s[0]) * max(xc.shape) * torch.finfo(xc.dtype).eps
-    r = int((s > tol).sum())
-    return u[:, :r], s[:r]
 
 
 def _check_reg(reg: float) -> float:
@@ -72,17 +64,8 @@ def _prepare(x: Tensor, y: Tensor, reg: float) -> tuple[Tensor, Tensor, Tensor, 
             f"data. Use more samples than dx + dy, pass reg > 0, reduce dimensions first with svcca(..., "
             f"keep=k), or use linear_cka instead."
         )
-    return xc, yc, _whiten(xc, reg), _whiten(yc, reg)
-
-
-def _whiten(xc: Tensor, reg: float) -> Tensor:
-    """Columns spanning range(xc), scaled so that their ridge covariance (1-reg) C + reg I is I."""
-    u, s = _basis(xc)
-    n = xc.shape[0]
-    if reg == 0.0:
-        return u * math.sqrt(n - 1)
-    lam = s * s / (n - 1)
-    return u * (s / torch.sqrt((1.0 - reg) * lam + reg))
+    # each view in a basis of its range with ridge covariance (1 - reg) C + reg I = I
+    return xc, yc, whitening(xc, 1.0 - reg, reg).data, whitening(yc, 1.0 - reg, reg).data
 
 
 def _fit(xw: Tensor, yw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -149,7 +132,7 @@ def cca_similarity(
 
 
 def _svd_reduce(xc: Tensor, keep: int | float, name: str) -> Tensor:
-    u, s = _basis(xc)
+    u, s, _ = svd_range(xc)
     if isinstance(keep, bool) or not isinstance(keep, int | float):
         raise InputError(f"keep must be an int (dimensions) or a float in (0, 1] (variance), got {keep!r}.")
     if isinstance(keep, int):

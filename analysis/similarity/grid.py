@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from analysis.arrays import Activations, Device, as_matrix, resolve_device
 from probes.errors import InputError
 
-from ._validate import Activations, Device, as_matrix, resolve_device
 from .cca import cca_similarity, pwcca, svcca
 from .cka import cka, linear_cka
 from .knn import cknna, mutual_knn

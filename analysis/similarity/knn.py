@@ -26,10 +26,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from analysis.arrays import Activations, Device, as_pair, check_int
 from probes.errors import InputError
 
-from ._validate import Activations, Device, as_pair, check_int
-from .cka import _hsic_biased_gram, _hsic_unbiased_gram, _ratio
+from .hsic import cka_ratio, hsic_biased, hsic_unbiased
+from .linalg import sq_distances
 
 __all__ = ["cknna", "mutual_knn", "mutual_knn_chance"]
 
@@ -60,9 +61,7 @@ def _similarity(x: Tensor, metric: str, name: str) -> Tensor:
         xn = _normalize(x, name)
         return xn @ xn.T
     if metric == "euclidean":
-        x = x - x.mean(dim=0, keepdim=True)  # translation invariant; centring avoids cancellation
-        sq = (x * x).sum(dim=1)
-        return -(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T))
+        return -sq_distances(x)
     raise InputError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
 
 
@@ -129,11 +128,11 @@ def cknna(
     gk, gl = tx @ tx.T, ty @ ty.T
     mk, ml = _knn_mask(gk, kk).to(tx.dtype), _knn_mask(gl, kk).to(tx.dtype)
     m = mk * ml
-    h = _hsic_unbiased_gram if unbiased else _hsic_biased_gram
+    h = hsic_unbiased if unbiased else hsic_biased
 
     def sym(a: Tensor) -> Tensor:
         return 0.5 * (a + a.T)
 
     kx, ky = sym(m * gk), sym(m * gl)
     kxx, kyy = sym(mk * gk), sym(ml * gl)
-    return _ratio(float(h(kx, ky)), float(h(kxx, kxx)), float(h(kyy, kyy)), unbiased)
+    return cka_ratio(float(h(kx, ky)), float(h(kxx, kxx)), float(h(kyy, kyy)), unbiased)

@@ -16,9 +16,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from analysis.arrays import Activations, Device, as_matrix, as_pair, as_square, resolve_device
 from probes.errors import InputError
 
-from ._validate import Activations, Device, as_matrix, as_pair, resolve_device
+from .linalg import sq_distances
 
 __all__ = ["compare_rdms", "rdm", "rsa"]
 
@@ -40,9 +41,7 @@ def _rdm(x: Tensor, metric: str) -> Tensor:
         xn = xc / norms[:, None]
         d = (1.0 - xn @ xn.T).clamp_(0.0, 2.0)
     elif metric in ("euclidean", "sqeuclidean"):
-        x = x - x.mean(dim=0, keepdim=True)  # translation invariant; centring avoids cancellation
-        sq = (x * x).sum(dim=1)
-        d = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min_(0.0)
+        d = sq_distances(x)
         if metric == "euclidean":
             d = d.sqrt_()
     else:
@@ -115,11 +114,8 @@ def compare_rdms(
     1.0
     """
     dev = resolve_device(device, rdm_a, rdm_b)
-    a = as_matrix(rdm_a, "rdm_a", dtype=dtype, device=dev, min_samples=3)
-    b = as_matrix(rdm_b, "rdm_b", dtype=dtype, device=dev, min_samples=3)
-    for t, name in ((a, "rdm_a"), (b, "rdm_b")):
-        if t.shape[0] != t.shape[1]:
-            raise InputError(f"{name} must be a square [n, n] RDM, got shape {tuple(t.shape)}.")
+    a = as_square(rdm_a, "rdm_a", "RDM", dtype=dtype, device=dev, min_samples=3)
+    b = as_square(rdm_b, "rdm_b", "RDM", dtype=dtype, device=dev, min_samples=3)
     if a.shape != b.shape:
         raise InputError(
             f"the RDMs must describe the same n samples: got shapes {tuple(a.shape)} and {tuple(b.shape)}."

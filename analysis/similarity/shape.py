@@ -21,9 +21,10 @@ import math
 import torch
 from torch import Tensor
 
+from analysis.arrays import Activations, Device, as_pair
 from probes.errors import InputError
 
-from ._validate import Activations, Device, as_pair, center
+from .linalg import center, svd_range
 
 __all__ = ["procrustes_distance", "procrustes_similarity", "shape_distance"]
 
@@ -53,17 +54,10 @@ def procrustes_similarity(
     if xu.shape[1] * yu.shape[1] <= xu.shape[0] ** 2:
         m = xu.T @ yu
     else:  # wide inputs: X^T Y and (U_x S_x)^T (U_y S_y) have the same singular values, and this is smaller
-        ux, sx = _range(xu)
-        uy, sy = _range(yu)
+        ux, sx, _ = svd_range(xu)
+        uy, sy, _ = svd_range(yu)
         m = (ux * sx).T @ (uy * sy)
     return min(1.0, float(torch.linalg.svdvals(m).sum()))
-
-
-def _range(xc: Tensor) -> tuple[Tensor, Tensor]:
-    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
-    tol = float(s[0]) * max(xc.shape) * torch.finfo(xc.dtype).eps
-    r = int((s > tol).sum())
-    return u[:, :r], s[:r]
 
 
 def procrustes_distance(
@@ -86,7 +80,7 @@ def _phi(xc: Tensor, alpha: float, name: str) -> Tensor:
         raise InputError(
             f"{name} is constant across samples (zero after centring); shape metrics are undefined."
         )
-    u, s = _range(xc)
+    u, s, _ = svd_range(xc)
     lam = s * s
     lam = lam / lam.mean()  # covariance rescaled to mean eigenvalue 1 (the 1/n factor cancels here)
     return u * (alpha * torch.sqrt(lam) + (1.0 - alpha))

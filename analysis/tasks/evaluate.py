@@ -11,6 +11,8 @@ from analysis.tasks.laundry import laundry_list_prompts
 from analysis.tasks.scoring import accuracy_by_n, accuracy_by_position, ioi_summary, score_ioi, score_laundry
 from probes.logits import next_token_logits
 
+__all__ = ["LaundryResult", "evaluate_ioi", "evaluate_laundry", "laundry_gain"]
+
 
 @dataclass
 class LaundryResult:
@@ -48,3 +50,23 @@ def evaluate_ioi(
     scored = score_ioi(logits.numpy(), prompts)
     summary = pd.concat([ioi_summary(scored), ioi_summary(scored.assign(pattern="all"))], ignore_index=True)
     return scored, summary
+
+
+def laundry_gain(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Two :func:`evaluate_laundry` ``by_n`` tables (before / after an edit, same N) side by side.
+
+    Columns: ``n_items, accuracy_before, accuracy_after, gain_pp`` (percentage points), one row per N.
+
+    >>> b = pd.DataFrame({"n_items": [2, 4], "accuracy_items": [0.5, 0.25]})
+    >>> laundry_gain(b, b.assign(accuracy_items=[0.75, 0.25]))["gain_pp"].tolist()
+    [25.0, 0.0]
+    """
+    table = pd.DataFrame(
+        {
+            "n_items": before["n_items"].astype(int),
+            "accuracy_before": before["accuracy_items"],
+            "accuracy_after": after["accuracy_items"].to_numpy(),
+        }
+    )
+    table["gain_pp"] = 100 * (table["accuracy_after"] - table["accuracy_before"])
+    return table

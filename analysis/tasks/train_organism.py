@@ -6,7 +6,8 @@ rewrites the packaged weights in ``probes/organism/weights/``. The output folder
 ``tokenizer_config.json`` (word-level), ``train_config.json`` (:class:`OrganismConfig` plus the
 training log) and ``metrics.json`` (held-out IOI and Laundry List scores). Everything is written to a
 temporary sibling folder first and moved into place with one rename, so a crash never leaves a
-half-written model behind.
+half-written model behind. The config, tokenizer and model builders live in
+:mod:`analysis.tasks.organism_model` (re-exported here).
 
 **Data.** Every prompt comes from the project's own generators (:func:`analysis.tasks.ioi.ioi_prompts`,
 :func:`analysis.tasks.laundry.laundry_list_prompts`) run on the organism's word-level tokenizer, whose
@@ -33,20 +34,30 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+from analysis.tasks.ioi import ioi_prompts
+from analysis.tasks.laundry import laundry_list_prompts
+from analysis.tasks.organism_model import (
+    OrganismConfig,
+    build_model,
+    build_tokenizer,
+    organism_vocab,
+)
+from analysis.tasks.scoring import accuracy_by_n, ioi_summary, laundry_accuracy, score_ioi, score_laundry
+from probes.organism import ORGANISM_DIR
 
 __all__ = [
     "EVAL_SEED",
     "OrganismConfig",
     "build_model",
     "build_tokenizer",
+    "check_sample",
     "evaluate",
     "heldout_prompts",
     "main",
@@ -54,132 +65,19 @@ __all__ = [
     "train",
 ]
 
-SPECIALS = ("<unk>", "<bos>", "<eos>", "<pad>")
 EVAL_SEED = 1_000_003  # seed of the held-out prompts (fixed, independent of the training seed)
 _CHECK_IOI = 64  # held-out IOI prompts in the small "check sample" that tests re-evaluate
 _CHECK_PER_N = 16  # held-out Laundry prompts per N in the check sample
 
 
-@dataclass(frozen=True)
-class OrganismConfig:
-    """Everything that defines a training run (written to ``train_config.json``)."""
-
-    # -- architecture (HF GPT2LMHeadModel: learned absolute positions, tied embeddings, pre-LN) -------
-    n_layer: int = 3  # transformer blocks
-    n_head: int = 4  # attention heads per block
-    d_model: int = 40  # residual width (d_head = d_model / n_head = 10); 48+ solves every N up to 10
-    d_mlp: int = 160  # MLP hidden width (4 x d_model)
-    n_positions: int = 96  # max sequence length; the longest prompt (Laundry N = 10) is ~60 tokens
-    # -- task mix ----------------------------------------------------------------------------------
-    ioi_frac: float = 0.35  # fraction of training sequences that are IOI (easy); the rest are Laundry List
-    laundry_n: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10)  # list lengths N (uniform)
-    laundry_splits: tuple[str, ...] = ("dev", "test")  # item vocabularies trained on (both, see README)
-    # -- optimisation --------------------------------------------------------------------------------
-    steps: int = 1500  # optimizer steps; each step sees batch_size fresh prompts (~2-5 CPU minutes)
-    batch_size: int = 64
-    lr: float = 3e-3  # AdamW peak learning rate (linear warm-up, cosine decay to 10%)
-    warmup: int = 100  # warm-up steps
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    lm_weight: float = 1.0  # weight of the prompt next-token loss next to the answer loss
-    seed: int = 0  # weight init, training-pool generator seeds and batch order
-    threads: int = 1  # torch CPU threads (reproducible for a fixed value; >1 is slower on busy CPUs)
-    # -- held-out evaluation --------------------------------------------------------------------------
-    eval_ioi: int = 1000  # held-out IOI prompts (balanced ABBA/BABA)
-    eval_laundry_per_n: int = 200  # held-out Laundry List prompts per N and item split
-    eval_laundry_n: tuple[int, ...] = field(default=(2, 3, 4, 5, 6, 7, 8, 9, 10))
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> OrganismConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for k in ("laundry_n", "laundry_splits", "eval_laundry_n"):
-            if k in known:
-                known[k] = tuple(known[k])
-        return cls(**known)
-
-
-# -- tokenizer ----------------------------------------------------------------------------------------
-def organism_vocab() -> list[str]:
-    """The organism's vocabulary: specials, then every word/punctuation mark of the task templates,
-    places, objects, default IOI names and default Laundry items (deduplicated, in that order).
-
-    >>> v = organism_vocab()
-    >>> v[:4], "Mary" in v, "sock" in v, "," in v
-    (['<unk>', '<bos>', '<eos>', '<pad>'], True, True, True)
-    """
-    from analysis.tasks.ioi import DEFAULT_NAMES, IOI_TEMPLATES, OBJECTS, PLACES
-    from analysis.tasks.laundry import DEFAULT_ITEMS, LAUNDRY_TEMPLATES
-
-    words: list[str] = list(SPECIALS)
-    for template in (*IOI_TEMPLATES, *LAUNDRY_TEMPLATES):
-        words += re.findall(r"\w+|[^\w\s]+", re.sub(r"\{\w+\}", " ", template))
-    words += [*PLACES, *OBJECTS, *DEFAULT_NAMES, *DEFAULT_ITEMS]
-    return list(dict.fromkeys(words))
-
-
-def build_tokenizer(folder: str | Path):
-    """Save a word-level tokenizer over :func:`organism_vocab` into ``folder`` and load it back.
-
-    Words split on whitespace and punctuation (``"store,"`` → ``store`` ``,``), so ``" Mary"`` and
-    ``"Mary"`` are the same single token. Encoding with special tokens prepends ``<bos>``. Loading from
-    a real folder matters: TransformerLens re-opens tokenizers from ``name_or_path``.
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(organism_vocab())}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    tok.model_max_length = OrganismConfig.n_positions
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(folder))
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-
-
-def build_model(cfg: OrganismConfig, tokenizer):
-    """A freshly initialised ``GPT2LMHeadModel`` (no dropout) seeded with ``cfg.seed``."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=cfg.n_positions,
-        n_embd=cfg.d_model,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        n_inner=cfg.d_mlp,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(cfg.seed)
-    model = GPT2LMHeadModel(config).float()
-    model.config.architectures = ["GPT2LMHeadModel"]
-    return model
-
-
 # -- data ---------------------------------------------------------------------------------------------
-def heldout_prompts(tokenizer, cfg: OrganismConfig = OrganismConfig()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def heldout_prompts(tokenizer, cfg: OrganismConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The held-out evaluation prompts ``(ioi, laundry)`` (fixed seeds; never in the training pool).
 
     Laundry rows cover both item splits (``split`` column); each split's prompts are generated with
-    its own fixed seed.
+    its own fixed seed. ``cfg`` (default :class:`OrganismConfig`) gives the prompt counts and list lengths.
     """
-    from analysis.tasks.ioi import ioi_prompts
-    from analysis.tasks.laundry import laundry_list_prompts
-
+    cfg = OrganismConfig() if cfg is None else cfg
     ioi = ioi_prompts(tokenizer, n_prompts=cfg.eval_ioi, seed=EVAL_SEED)
     laundry = pd.concat(
         [
@@ -201,9 +99,6 @@ def check_sample(ioi: pd.DataFrame, laundry: pd.DataFrame) -> tuple[pd.DataFrame
 
 def _training_pool(tokenizer, cfg: OrganismConfig, exclude: set[str]) -> tuple[list[str], list[int]]:
     """``(prompts, answer_ids)`` for ``cfg.steps * cfg.batch_size`` sequences, shuffled with the seed."""
-    from analysis.tasks.ioi import ioi_prompts
-    from analysis.tasks.laundry import laundry_list_prompts
-
     need = cfg.steps * cfg.batch_size
     n_ioi = math.ceil(need * cfg.ioi_frac)
     per_n = math.ceil((need - n_ioi) / (len(cfg.laundry_n) * len(cfg.laundry_splits))) + 1
@@ -256,8 +151,6 @@ def final_logits(model, tokenizer, prompts: list[str], batch_size: int = 256) ->
 
 def evaluate(model, tokenizer, ioi: pd.DataFrame, laundry: pd.DataFrame) -> dict:
     """IOI accuracy / logit difference and Laundry List accuracy by N (and by split) on the given prompts."""
-    from analysis.tasks.scoring import accuracy_by_n, ioi_summary, laundry_accuracy, score_ioi, score_laundry
-
     model.eval()
     scored_ioi = score_ioi(final_logits(model, tokenizer, list(ioi["prompt"])), ioi)
     scored_ll = score_laundry(final_logits(model, tokenizer, list(laundry["prompt"])), laundry)
@@ -411,18 +304,17 @@ def _summary(metrics: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from probes.organism import ORGANISM_DIR
-
+    defaults = OrganismConfig()
     parser = argparse.ArgumentParser(
         prog="python -m analysis.tasks.train_organism", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--out", default=str(ORGANISM_DIR), help="output folder (default: the packaged weights)"
     )
-    parser.add_argument("--steps", type=int, default=OrganismConfig.steps)
-    parser.add_argument("--seed", type=int, default=OrganismConfig.seed)
-    parser.add_argument("--threads", type=int, default=OrganismConfig.threads)
-    parser.add_argument("--eval-per-n", type=int, default=OrganismConfig.eval_laundry_per_n,
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--eval-per-n", type=int, default=defaults.eval_laundry_per_n,
                         help="held-out Laundry prompts per N and split (IOI gets 5x as many)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -432,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps=args.steps,
         seed=args.seed,
         threads=args.threads,
-        warmup=min(OrganismConfig.warmup, max(args.steps // 10, 1)),
+        warmup=min(defaults.warmup, max(args.steps // 10, 1)),
         eval_laundry_per_n=args.eval_per_n,
         eval_ioi=5 * args.eval_per_n,
     )

@@ -1,7 +1,7 @@
 """``sublens align run CONFIG.toml``: 3D <-> text subspace alignment (Hadgi et al.) on procedural shapes.
 
-The TOML file's top-level keys are the fields of :class:`analysis.alignment.experiment.AlignmentConfig`
-(missing keys keep their defaults), e.g.::
+The TOML file's top-level keys are the fields of :class:`analysis.alignment.AlignmentConfig` (missing
+keys keep their defaults; an unknown key or a bad value stops with an error naming the key), e.g.::
 
     seeds = [0, 1, 2]
     encoders_3d = ["pointnet"]
@@ -60,7 +60,7 @@ def run(
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
 ) -> None:
     """Generate shapes, encode both modalities, align (full space and CCA subspaces) and evaluate retrieval."""
-    from analysis.alignment.experiment import load_config, run_experiment, summary_table, write_run
+    from analysis.alignment import load_config, run_experiment, summary_table, write_run
 
     started = time.time()
     cfg = load_config(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ console = Console()
 
 @app.command("run")
 def run(
-    config: str = typer.Argument(..., help="campaign TOML (see analysis.rerouting.campaign.CampaignConfig)"),
+    config: str = typer.Argument(..., help="campaign TOML (see analysis.rerouting.CampaignConfig)"),
     run_dir: str = typer.Option(None, help="run directory; an existing one is resumed"),
     out: str = typer.Option(None, help="run directory root when --run-dir is not given (default ./runs)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -25,7 +24,7 @@ def run(
     """Run (or resume) a campaign: one attempt per (prompt, seed), appended to attempts.jsonl."""
     import torch
 
-    from analysis.rerouting.campaign import load_config, report, run_campaign
+    from analysis.rerouting import load_config, report, run_campaign
     from probes.runs import new_run_dir, write_sidecar
 
     started = time.time()
@@ -75,12 +74,12 @@ def report_cmd(
 ) -> None:
     """Summarise a campaign: ASR (phrase matcher; stricter judges on request), time to first success,
     losses; optionally the defence view. Tables are saved next to the attempts."""
-    from analysis.rerouting.campaign import campaign_defence, load_handle, parse_config, report, strict_judge
+    from analysis.rerouting import campaign_defence, load_handle, report, stored_config, strict_judge
     from probes.runs import write_table
 
     handle = None
     if strict or judge_model or defence:
-        cfg = parse_config(json.loads((Path(run_dir) / "campaign.json").read_text()))
+        cfg = stored_config(run_dir)
         with console.status(f"loading {cfg.model} …"):
             handle = load_handle(cfg)
     if strict or judge_model:

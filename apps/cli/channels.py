@@ -30,17 +30,19 @@ def scan(
     from probes.weights import head_weights
 
     started = time.time()
-    config = ScanConfig(modes=modes.upper(), n_null=n_null, seed=seed, center_writing=center_writing)
+    config = ScanConfig(modes=modes.upper(), n_null=n_null, seed=seed)
+    # the scan takes the weights as read; how they were read is part of the run's record
+    run_config = {**config.to_json(), "fold_ln": True, "center_writing": center_writing}
     with console.status(f"loading {model} …"):
         handle = load_model(model, backend="hf")
     with console.status("reading per-head weights (LayerNorm folded) …"):
-        weights = head_weights(handle, fold_ln=config.fold_ln, center_writing=config.center_writing)
+        weights = head_weights(handle, fold_ln=True, center_writing=center_writing)
     with console.status(
         f"scoring {weights.n_layers}×{weights.n_heads} heads × {weights.d_head} components "
         f"in {config.modes} with a {n_null}-direction null …"
     ):
         df = scan_channels(weights, config)
-    run_dir = new_run_dir("channels-scan", {"model": model, **config.__dict__}, root=out)
+    run_dir = new_run_dir("channels-scan", {"model": model, **run_config}, root=out)
     write_table(df, run_dir / "channels.parquet")
     write_table(head_pair_summary(df), run_dir / "head_pairs.parquet")
     best = top_channels(df, top)
@@ -64,7 +66,7 @@ def scan(
     write_sidecar(
         run_dir,
         command="channels scan",
-        config=config,
+        config=run_config,
         model=handle.name,
         pack_sha256=handle.pack_sha256,
         seed=seed,

@@ -68,7 +68,7 @@ def search(
                 f"--resume {resume}: no config.json there; pass a run directory of 'edit search'."
             )
         saved = json.loads(cfg_file.read_text())
-        config = EditSearchConfig.from_json(saved["config"])  # run_edit_search checks the model
+        config = EditSearchConfig.parse(saved["config"])  # run_edit_search checks the model
     else:
         head_list = []
         for h in (x.strip() for x in heads.split(",") if x.strip()):
@@ -125,9 +125,7 @@ def apply(
     seed: int = typer.Option(0, help="prompt seed"),
 ) -> None:
     """Apply a saved edit and print test-split Laundry List accuracy by N and the LM-loss change."""
-    import pandas as pd
-
-    from analysis.tasks.evaluate import evaluate_laundry
+    from analysis.tasks.evaluate import evaluate_laundry, laundry_gain
     from analysis.tasks.heldout import heldout_texts
     from probes.edits import EditSpec
     from probes.lm_loss import lm_loss
@@ -146,14 +144,7 @@ def apply(
     before, loss0 = measure()
     with spec.apply(handle):
         after, loss1 = measure()
-    table = pd.DataFrame(
-        {
-            "n_items": before["n_items"],
-            "accuracy_before": before["accuracy_items"],
-            "accuracy_after": after["accuracy_items"].to_numpy(),
-        }
-    )
-    table["gain_pp"] = 100 * (table["accuracy_after"] - table["accuracy_before"])
+    table = laundry_gain(before, after)
     edits = ", ".join(f"{e.layer}.{e.head}[{e.component}]×{e.alpha:g}" for e in spec.edits)
     print_frame(table, f"Laundry List test accuracy by N ({handle.name}; edit {edits})", console)
     console.print(

@@ -34,12 +34,9 @@ def fit(
 
     from analysis.refusal.pipeline import RefusalConfig, fit_refusal
     from probes.datasets import shared_refusal_split
-    from probes.errors import InputError
     from probes.loading import load_model
     from probes.runs import new_run_dir, write_sidecar
 
-    if n_train < 2 or n_val < 1:
-        raise InputError(f"--n-train must be >= 2 and --n-val >= 1, got {n_train} and {n_val}.")
     started = time.time()
     cfg = RefusalConfig(
         n_train=n_train, n_val=n_val, layer=layer, max_new_tokens=max_new_tokens, generate=generate, seed=seed
@@ -52,7 +49,7 @@ def fit(
         handle = load_model(model, backend="hf", progress=False)
     torch.manual_seed(seed)
     res = fit_refusal(handle, **splits, config=cfg)
-    run_dir = new_run_dir("refusal-fit", {"model": model, **cfg.__dict__}, root=out)
+    run_dir = new_run_dir("refusal-fit", {"model": model, **cfg.to_json()}, root=out)
     res.save(run_dir)
     print_frame(res.probes.table, f"Refusal probe accuracy by layer ({handle.name})", console)
     if not res.generations.empty:

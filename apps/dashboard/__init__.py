@@ -1,6 +1,11 @@
 """The subspace-lens Streamlit dashboard (``sublens app``): pages that arrange what ``analysis/`` and ``probes/`` return.
 
-``app.py`` is the entry script (``streamlit run apps/dashboard/app.py``); ``state.py`` holds the pure
-selection/limit logic (unit-tested without Streamlit); ``common.py`` the cached model and analyses and
-the few figure helpers that have no home in ``analysis/``; ``views/`` one module per page (not ``pages/``: Streamlit would treat that folder as old-style auto-pages).
+- ``app.py``: the entry script (``streamlit run apps/dashboard/app.py``): sidebar model picker, navigation;
+- ``views/``: one script per page (channels, edit_lab, refusal, representations; not ``pages/``, which
+  Streamlit would treat as old-style auto-pages);
+- ``models.py``: model choices, the cached model and its cache key, :data:`MODEL_LOCK`, edited copies;
+- ``cache_channels.py``, ``cache_edit_lab.py``, ``cache_refusal.py``, ``cache_representations.py``: each
+  page's ``st.cache_*`` wrappers around ``analysis/`` (figures are built in ``analysis/*/figures.py``);
+- ``runs.py``: run directories (``$SUBLENS_RUNS`` or ``./runs``) the pages read saved results from;
+- ``state.py``: pure grid-selection and input-limit logic (unit-tested without Streamlit).
 """

@@ -1,21 +1,17 @@
 """Entry script of the dashboard: ``streamlit run apps/dashboard/app.py`` (or ``sublens app``).
 
 Sets up the sidebar model picker (packaged models + ``organism``; initial value ``$SUBLENS_APP_MODEL``
-or the embedded default) and the four pages through ``st.navigation``.
+or the embedded default) and the four pages through ``st.navigation``. ``apps``, ``analysis`` and
+``probes`` come from the installed package (``pip install -e .``), not from a path edit.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:  # `streamlit run` puts only this folder on the path
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from apps.dashboard.common import default_model, get_model, model_choices  # noqa: E402
+from apps.dashboard.models import default_model, get_model, model_choices
 
 _HERE = Path(__file__).parent
 PAGES = [

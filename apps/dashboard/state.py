@@ -1,10 +1,10 @@
-"""Pure state logic of the dashboard: grid selection → (sender, receiver), input limits, grid layout.
+"""Pure state logic of the dashboard: grid selection → (sender, receiver) and input limits.
 
 Nothing here imports Streamlit, so it is unit-tested directly (``tests/apps/test_dashboard_state.py``).
 
 A *head* is ``(layer, head)``; a *pair* is ``(sender, receiver)`` with ``receiver_layer > sender_layer``.
-The channels grid draws one square marker per pair; each marker's ``customdata`` is
-``[sender_layer, sender_head, receiver_layer, receiver_head, z]``.
+The channels grid (:func:`analysis.channels.figures.grid_figure`) draws one square marker per pair; each
+marker's ``customdata`` starts ``[sender_layer, sender_head, receiver_layer, receiver_head, z, ...]``.
 
 >>> sel = {"points": [{"customdata": [0, 1, 2, 3, 4.5]}]}
 >>> pair_from_selection(sel, n_layers=3, n_heads=4)
@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import pandas as pd
 
 Head = tuple[int, int]
 Pair = tuple[Head, Head]
@@ -188,33 +186,3 @@ def on_selection(state: GridState, selection: Mapping | None, n_layers: int, n_h
 def on_manual(state: GridState, pair: Pair | None) -> GridState:
     """New state after the user picks a pair with the sender/receiver boxes."""
     return replace(state, pair=pair)
-
-
-def head_label(head: Head) -> str:
-    """``L<layer>.H<head>``, the label used everywhere in the dashboard.
-
-    >>> head_label((2, 3))
-    'L2.H3'
-    """
-    return f"L{head[0]}.H{head[1]}"
-
-
-def grid_frame(summary: pd.DataFrame, mode: str, z_min: float, n_heads: int) -> pd.DataFrame:
-    """Arrange :func:`analysis.channels.head_pair_summary` rows of one ``mode`` for the grid figure.
-
-    Adds ``x`` (receiver index ``layer·n_heads + head``), ``y`` (sender index), ``sender``,
-    ``receiver`` labels and ``shown`` (``z >= z_min``). Returns the rows sorted by ``(y, x)``.
-
-    >>> df = pd.DataFrame({"mode": ["Q", "K"], "sender_layer": [0, 0], "sender_head": [1, 1],
-    ...     "receiver_layer": [1, 1], "receiver_head": [2, 2], "component": [3, 4], "score": [.5, .6],
-    ...     "z": [4.0, 1.0]})
-    >>> grid_frame(df, "Q", 2.0, n_heads=4)[["x", "y", "sender", "receiver", "shown"]].values.tolist()
-    [[6, 1, 'L0.H1', 'L1.H2', True]]
-    """
-    df = summary[summary["mode"].astype(str) == mode].copy()
-    df["x"] = df["receiver_layer"].astype(int) * n_heads + df["receiver_head"].astype(int)
-    df["y"] = df["sender_layer"].astype(int) * n_heads + df["sender_head"].astype(int)
-    df["sender"] = [f"L{a}.H{b}" for a, b in zip(df["sender_layer"], df["sender_head"], strict=True)]
-    df["receiver"] = [f"L{a}.H{b}" for a, b in zip(df["receiver_layer"], df["receiver_head"], strict=True)]
-    df["shown"] = df["z"].astype(float) >= float(z_min)
-    return df.sort_values(["y", "x"]).reset_index(drop=True)

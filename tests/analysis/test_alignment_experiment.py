@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from analysis.alignment.experiment import AlignmentConfig, load_config, run_experiment, summary_table
@@ -32,12 +31,7 @@ tfidf_dim = 16
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_planted_features_give_perfect_subspace_retrieval():
@@ -105,9 +99,9 @@ def test_bad_config_exits_2_with_a_message(tmp_path):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("n_querry = 3\n", "unknown keys"),
-        ("n_query = 3\n", "n_query must be >= 5"),
-        ("dims = [0]\n", "dims must hold integers >= 1"),
+        ("n_querry = 3\n", "n_querry: Extra inputs are not permitted"),
+        ("n_query = 3\n", "n_query: Input should be greater than or equal to 5"),
+        ("dims = [0]\n", "dims: must hold integers >= 1"),
         ("methods = ['svd']\n", "methods: unknown"),
         ("n_query = [\n", "not valid TOML"),
         ("families = ['blob']\n", "families: unknown"),

@@ -7,17 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
+from analysis.alignment.geometry import augment, sample_points
 from analysis.alignment.shapes import (
     ASPECTS,
     FAMILIES,
     SIZES,
     ShapeSpec,
     anchor_query_split,
-    augment,
     caption_for,
     make_shapes,
     random_spec,
-    sample_points,
 )
 from probes.errors import InputError
 

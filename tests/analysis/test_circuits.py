@@ -25,10 +25,13 @@ from analysis.circuits import (
     run_clean,
     sender_ranks,
 )
+from analysis.circuits.clean_run import BRIDGE_ONLY
+from probes.architecture import decoder_layers, input_norm
 from probes.capture import capture
 from probes.errors import InputError
 from probes.hooks import run_with_hooks
-from probes.weights import attention_input_gain, head_ov_svd, raw_attention_weights
+from probes.sites import Site
+from probes.weights import head_ov_svd, raw_attention_weights
 
 PROMPTS = [
     ("Mary and John went to the store John gave a ball to", "Mary", "John"),
@@ -150,36 +153,82 @@ def test_attention_to_token_hand_checked():
     np.testing.assert_allclose(df.io_minus_s, df.attn_io - df.attn_s)
 
 
-def test_query_path_patch_matches_q_input_hook(tiny, setup):
-    """Analytic query-only patch = the model's own attention with the q projection's input replaced."""
-    batch, run = setup
-    L, r = 1, 2
-    torch.manual_seed(0)
-    delta = torch.randn(1, 3, tiny.info.d_model)
-    got = query_path_patch(tiny, run, batch, (L, r), delta)[0]
-    gain = attention_input_gain(tiny, L)
-    eps = tiny.hf.config.rms_norm_eps
-    x = run.resid_pre[L] + delta[0]
-    xn = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt() * gain
-    b = torch.arange(3)
+def _query_shifted_row(handle, batch, receiver, delta):
+    """A real forward pass where only the receiver layer's query projection sees ``norm(x + δ)`` at END
+    (``x`` the live ``resid_pre``, ``norm`` the block's own input norm; keys and values see ``norm(x)``);
+    returns the receiver head's END attention row ``[batch, pos]``."""
+    L, r = receiver
+    norm = input_norm(decoder_layers(handle.hf)[L])
+    b, end = torch.arange(batch.ids.shape[0]), batch.end_pos
     seen = {}
+
+    def resid(x, hook=None):
+        seen["x"] = x
+        return x
 
     def q_in(t, hook=None):
         t = t.clone()
-        t[b, batch.end_pos] = xn.to(t.dtype)
+        t[b, end] = norm(seen["x"][b, end] + delta.to(t.device, t.dtype))
         return t
 
     def pat(t, hook=None):
-        seen["p"] = t[b, r, batch.end_pos]
+        seen["p"] = t[b, r, end]
         return t
 
+    hooks = [
+        (Site(L, "resid_pre").tl_hook(), resid),
+        (f"blocks.{L}.attn.q.hook_in", q_in),  # the q projection's input (after the input norm)
+        (BRIDGE_ONLY["pattern"].format(L=L), pat),
+    ]
     with torch.no_grad():
-        tiny.tl.run_with_hooks(
-            batch.ids,
-            fwd_hooks=[(f"blocks.{L}.attn.q.hook_in", q_in), (f"blocks.{L}.attn.hook_pattern", pat)],
-        )
-    torch.testing.assert_close(got, seen["p"].float(), atol=1e-5, rtol=1e-4)
+        handle.tl.run_with_hooks(batch.ids.to(handle.device), fwd_hooks=hooks)
+    return seen["p"].float().cpu()
+
+
+def _check_query_path_patch(handle, batch, run, receiver, atol):
+    """δ = 0 reproduces the recorded attention; a random δ matches the query-shifted forward pass."""
+    L, r = receiver
+    d = handle.info.d_model
+    zero = torch.zeros(1, batch.ids.shape[0], d)
+    torch.testing.assert_close(
+        query_path_patch(handle, run, batch, receiver, zero)[0], run.pattern_end[L][:, r], atol=atol, rtol=0
+    )
+    delta = (
+        torch.randn(batch.ids.shape[0], d, generator=torch.Generator().manual_seed(0))
+        * run.resid_pre[L].std()
+    )
+    got = query_path_patch(handle, run, batch, receiver, delta[None])[0]
+    torch.testing.assert_close(got, _query_shifted_row(handle, batch, receiver, delta), atol=atol, rtol=0)
     assert not torch.allclose(got, run.pattern_end[L][:, r], atol=1e-4)  # the patch did something
+
+
+def test_query_path_patch_matches_query_shifted_forward(tiny, setup):
+    """Analytic query-only patch = the model's own attention with δ added to the query's input only."""
+    batch, run = setup
+    _check_query_path_patch(tiny, batch, run, (1, 2), atol=1e-5)
+
+
+def test_query_path_patch_gemma_norm():
+    """Gemma's input norm scales by ``1 + γ``: the analytic path runs the model's own norm module."""
+    import transformers
+
+    from probes.handle import ModelHandle
+    from probes.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer(chat_template=False)
+    cfg = transformers.GemmaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.GemmaForCausalLM(cfg).float().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0, 0.5)
+    g = ModelHandle(model, tok, name="tiny-gemma")
+    batch = ioi_batch(g, _prompts(tok))
+    _check_query_path_patch(g, batch, run_clean(g, batch, key_layers=[1]), (1, 2), atol=1e-5)
 
 
 def test_query_path_patch_needs_keys(tiny, setup):
@@ -266,3 +315,13 @@ def test_smollm2_top_mover_attends_to_io(smollm2):
     assert len(movers) >= 1
     top = movers.iloc[0]
     assert top.attn_io > top.attn_s and top.dla_mean > 0
+
+
+@pytest.mark.pack
+def test_smollm2_query_path_patch_matches_forward(smollm2):
+    from analysis.tasks.ioi import ioi_prompts
+
+    torch.set_num_threads(1)
+    batch = ioi_batch(smollm2, ioi_prompts(smollm2.tokenizer, n_prompts=4, seed=0))
+    run = run_clean(smollm2, batch, key_layers=[23])
+    _check_query_path_patch(smollm2, batch, run, (23, 0), atol=2e-5)

@@ -29,14 +29,7 @@ from analysis.convergent import (
 )
 from probes.errors import InputError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is much faster than two contending."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _relu_acts(seed: int, n: int = 400, d: int = 12) -> np.ndarray:

@@ -10,13 +10,14 @@ from analysis.edit_search import (
     EditSearchConfig,
     dev_score,
     edit_key,
-    read_records,
+    evaluate_dev,
     resolve_candidates,
     run_edit_search,
     scan_candidates,
 )
 from probes.edits import EditSpec
 from probes.errors import InputError
+from probes.runs import JsonlLog
 
 
 def test_config_errors():
@@ -28,8 +29,14 @@ def test_config_errors():
         EditSearchConfig(top_k=0)
     with pytest.raises(InputError, match="dev_n"):
         EditSearchConfig(dev_n=(1, 2))
-    cfg = EditSearchConfig(alphas=(0, 2), heads=((1, 2),))
-    assert EditSearchConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    with pytest.raises(InputError, match="components"):
+        EditSearchConfig(top_k=0, components=((1, 2),))  # not (layer, head, component)
+    with pytest.raises(InputError, match="dev_per_n must be >= 1"):
+        EditSearchConfig(dev_per_n=0)
+    # config.json round trip: what a resumed search reads back equals what it was written from
+    cfg = EditSearchConfig(alphas=(0, 2), heads=((1, 2),), components=((0, 1, 2),))
+    assert cfg.alphas == (0.0, 2.0) and cfg.heads == ((1, 2),)
+    assert EditSearchConfig.parse(json.loads(json.dumps(cfg.to_json()))) == cfg
 
 
 def test_unknown_component_is_a_clear_error(tiny):
@@ -64,12 +71,26 @@ def test_dev_score_and_keys():
     assert edit_key([(2, 1, 0, 3.0), (1, 0, 2, 0.5)]) == edit_key([(1, 0, 2, 0.5), (2, 1, 0, 3.0)])
 
 
-def test_read_records_drops_torn_line(tmp_path):
-    path = tmp_path / "search.jsonl"
-    path.write_text('{"key": "a"}\n{"key": "b"}\n{"key": "c", "sco')
-    assert [r["key"] for r in read_records(path)] == ["a", "b"]
-    assert path.read_text() == '{"key": "a"}\n{"key": "b"}\n'
-    assert read_records(tmp_path / "missing.jsonl") == []
+def test_killed_search_resumes_from_its_log(tmp_path):
+    """A torn last line (killed mid-write) is redone; finished records are never re-evaluated."""
+    from probes.organism import load_organism
+
+    organism = load_organism()
+    cfg = EditSearchConfig(
+        top_k=0, components=((1, 3, 1), (2, 1, 0)), alphas=(0.0, 2.0), dev_n=(2, 3), dev_per_n=2, n_combine=0
+    )
+    run = tmp_path / "run"
+    first = run_edit_search(organism, cfg, run, progress=False, report=False)
+    log = run / "search.jsonl"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[0])["key"] == "baseline"
+    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:17])  # killed while writing record 4
+    assert [r["key"] for r in JsonlLog(log).read()] == [json.loads(x)["key"] for x in lines[:3]]
+    calls = []
+    again = run_edit_search(organism, cfg, run, progress=False, report=False, on_record=calls.append)
+    assert [r["key"] for r in calls] == [json.loads(x)["key"] for x in lines[3:]]
+    assert log.read_text().splitlines() == lines[:3] + [json.dumps(r) for r in calls]
+    assert {r["key"]: r["score"] for r in again.records} == {r["key"]: r["score"] for r in first.records}
 
 
 @pytest.mark.pack
@@ -105,7 +126,7 @@ def test_search_resumes_and_spec_reapplies(smollm2, tmp_path):
         texts=["The cat sat on the mat."],
         on_record=calls.append,
     )
-    keys = [r["key"] for r in read_records(run / "search.jsonl")]
+    keys = [r["key"] for r in JsonlLog(run / "search.jsonl").read()]
     assert len(keys) == len(lines) == len(set(keys))
     assert len(calls) == len(lines) - 2  # only the missing evaluations were re-run
     assert {r["key"]: r["score"] for r in res2.records} == {r["key"]: r["score"] for r in res.records}
@@ -114,10 +135,8 @@ def test_search_resumes_and_spec_reapplies(smollm2, tmp_path):
     path = res2.spec_path or EditSpec.build(smollm2, [tuple(e) for e in best["edits"]]).save(
         tmp_path / "e.json"
     )
-    from analysis.edit_search import _laundry
-
     with EditSpec.load(path).apply(smollm2):
-        again = dev_score(_laundry(smollm2, cfg, "dev", cfg.dev_n, cfg.dev_per_n).by_n)
+        again = evaluate_dev(smollm2, cfg)["score"]
     assert again == pytest.approx(best["score"])
     if res2.spec_path:
         rep = json.loads((run / "report.json").read_text())

@@ -20,13 +20,7 @@ from probes.errors import InputError
 from probes.generation import ablate_direction, add_to_residual, generate_batch
 from probes.linear import diff_of_means
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_matcher():

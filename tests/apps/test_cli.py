@@ -105,5 +105,6 @@ def test_channels_scan_on_a_local_model(tmp_path):
     # 1 sender layer x 4 heads x 8 components x 4 receivers x 3 modes
     assert len(df) == 4 * 8 * 4 * 3 and set(df["mode"]) == {"Q", "K", "V"}
     assert (df["sender_layer"] < df["receiver_layer"]).all() and df["z"].notna().all()
-    assert json.loads((run / "run.json").read_text())["config"]["n_null"] == 300
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["n_null"] == 300 and config["center_writing"] is False  # how the weights were read
     assert len(pd.read_parquet(run / "head_pairs.parquet")) == 4 * 4 * 3

@@ -15,13 +15,15 @@ method = "attention-ssr"
 heads = [[1, 0], [2, 1]]
 prompts = {prompts}
 seeds = [0, 1, 2]
+check_every = 0
+max_new_tokens = 4
+
+[optimiser]
 n_tokens = 3
 steps = {steps}
 search_width = 32
 topk = 8
 early_stop_loss = 0.0
-check_every = 0
-max_new_tokens = 4
 """
 
 
@@ -95,7 +97,7 @@ def test_bad_config_errors(tmp_path):
     path.write_text('model = "tiny-3"\nmethod = "steering-ssr"\nlayers = [9]\nprompts = ["the cat"]\n')
     out = sublens("attack", "run", str(path), "--run-dir", str(tmp_path / "r2"))
     assert out.returncode == 2 and "layer 9 is out of range" in out.stderr
-    path.write_text('model = "tiny-3"\nmethod = "gcg"\nn_tokens = 0\nprompts = ["the cat"]\n')
+    path.write_text('model = "tiny-3"\nmethod = "gcg"\nprompts = ["the cat"]\n[optimiser]\nn_tokens = 0\n')
     out = sublens("attack", "run", str(path), "--run-dir", str(tmp_path / "r3"))
     assert out.returncode == 2 and "n_tokens (suffix length) must be >= 1" in out.stderr
     out = sublens("attack", "report", str(tmp_path / "nothing"))

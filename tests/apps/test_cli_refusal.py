@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from apps.cli.refusal import app
@@ -14,12 +13,7 @@ from probes.testing import tiny_handle
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -58,3 +52,10 @@ def test_refusal_fit_bad_data_dir(monkeypatch, tmp_path):
 
     res = runner.invoke(app, ["tiny", "--data", str(tmp_path / "none")])
     assert isinstance(res.exception, InputError)
+
+
+def test_refusal_fit_too_few_prompts_names_the_option():
+    from probes.errors import InputError
+
+    res = runner.invoke(app, ["tiny", "--n-train", "1"])
+    assert isinstance(res.exception, InputError) and "n_train" in str(res.exception)

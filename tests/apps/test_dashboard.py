@@ -78,7 +78,7 @@ def test_edit_lab_apply_changes_accuracy():
     at = start("edit_lab")
     assert [t.value for t in at.title] == ["Edit lab"]
     before = frame(at, "accuracy_after")
-    assert list(before["N"]) == [2, 3, 4, 5, 6]
+    assert list(before["n_items"]) == [2, 3, 4, 5, 6]
     assert (before["accuracy_before"] == before["accuracy_after"]).all()
     at.button(key="edit_apply").click().run()
     assert not at.exception, [e.value for e in at.exception]

@@ -11,7 +11,6 @@ from apps.dashboard.state import (
     check_edits,
     check_prompt,
     check_range,
-    grid_frame,
     on_manual,
     on_selection,
     pair_from_selection,
@@ -98,20 +97,21 @@ def test_limits():
         check_edits([(0, 0, None, 0.0)], 3, 4, 10)
 
 
-def test_grid_frame_positions_and_threshold():
+def test_selection_reads_the_grid_figures_customdata():
+    from analysis.channels.figures import grid_figure, grid_frame
+
     summary = pd.DataFrame(
         {
-            "mode": pd.Categorical(["Q", "Q", "V"]),
-            "sender_layer": [0, 1, 0],
-            "sender_head": [3, 0, 0],
-            "receiver_layer": [2, 2, 1],
-            "receiver_head": [1, 3, 0],
-            "component": [0, 1, 2],
-            "score": [0.4, 0.3, 0.2],
-            "z": [5.0, 1.0, 8.0],
+            "mode": ["Q", "Q"],
+            "sender_layer": [0, 1],
+            "sender_head": [3, 0],
+            "receiver_layer": [2, 2],
+            "receiver_head": [1, 3],
+            "component": [0, 1],
+            "score": [0.4, 0.3],
+            "z": [5.0, 6.0],
         }
     )
-    g = grid_frame(summary, "Q", 3.0, n_heads=4)
-    assert g[["x", "y"]].values.tolist() == [[9, 3], [11, 4]]
-    assert g["shown"].tolist() == [True, False]
-    assert g["receiver"].tolist() == ["L2.H1", "L2.H3"]
+    fig = grid_figure(grid_frame(summary, "Q", 0.0, n_heads=4), n_layers=3, n_heads=4, mode="Q", z_min=0.0)
+    points = [{"customdata": row} for row in fig.data[-1].customdata.tolist()]
+    assert pair_from_selection({"points": points}, 3, 4) == ((1, 0), (2, 3))  # the higher z

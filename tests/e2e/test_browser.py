@@ -124,6 +124,13 @@ STRONGEST_POINT_JS = """() => {
 }"""
 
 
+def _wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the page's script run has finished (an exception may be drawn late in a run)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        state="attached", timeout=timeout_ms
+    )
+
+
 def _no_exception(page) -> None:
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
@@ -221,8 +228,8 @@ def test_edit_lab_apply_changes_table(page, server):
 )
 def test_other_pages_load(page, server, path, title):
     page.goto(f"{server}/{path}")
-    page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
-    page.wait_for_timeout(500)
+    page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)  # the run has started
+    _wait_idle(page)
     _no_exception(page)
     page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=True)
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from analysis.tasks.organism_model import read_train_config
 from analysis.tasks.train_organism import OrganismConfig, check_sample, evaluate, heldout_prompts, main
 from probes.organism import ORGANISM_DIR, load_organism, organism_metrics
 
@@ -24,7 +25,15 @@ def organism():
 
 @pytest.fixture(scope="module")
 def train_config():
-    return OrganismConfig.from_json(json.loads((ORGANISM_DIR / "train_config.json").read_text())["config"])
+    return read_train_config(ORGANISM_DIR)
+
+
+def test_committed_train_config_round_trips(train_config):
+    """The committed ``train_config.json`` is exactly the config it loads as (the log keys aside)."""
+    record = json.loads((ORGANISM_DIR / "train_config.json").read_text())
+    assert set(record) == {"config", "log", "torch"}
+    assert train_config.to_json() == record["config"] and train_config.laundry_n == tuple(range(2, 11))
+    assert OrganismConfig.parse(train_config.to_json()) == train_config
 
 
 def test_packaged_files_are_safetensors_only_and_small():
@@ -135,7 +144,9 @@ def test_training_script_runs_and_is_deterministic(tmp_path):
         assert (folder / name).is_file(), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
     handle = load_organism(folder)
-    reloaded = evaluate(handle.hf, handle.tokenizer, *heldout_prompts(handle.tokenizer, _cfg(folder)))
+    reloaded = evaluate(
+        handle.hf, handle.tokenizer, *heldout_prompts(handle.tokenizer, read_train_config(folder))
+    )
     assert reloaded["ioi"]["mean_logit_diff"] == pytest.approx(
         first["metrics"]["heldout"]["ioi"]["mean_logit_diff"], abs=1e-4
     )
@@ -144,7 +155,3 @@ def test_training_script_runs_and_is_deterministic(tmp_path):
     a = safetensors.torch.load_file(folder / "model.safetensors")
     b = safetensors.torch.load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _cfg(folder):
-    return OrganismConfig.from_json(json.loads((folder / "train_config.json").read_text())["config"])

@@ -11,7 +11,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from apps.dashboard import common
+from analysis.tasks.evaluate import laundry_gain
+from analysis.tasks.figures import accuracy_figure
+from apps.dashboard.cache_edit_lab import laundry_and_loss
+from apps.dashboard.models import current_model
+from apps.dashboard.runs import runs_root
 from apps.dashboard.state import (
     ALPHA_RANGE,
     MAX_EDITS,
@@ -24,7 +28,7 @@ from apps.dashboard.state import (
 from probes.errors import SubspaceLensError
 
 st.title("Edit lab")
-handle, key = common.current_model()
+handle, key = current_model()
 info = handle.info
 st.caption(
     f"Rescale OV components of {handle.name}: α = 0 removes a component, 1 leaves it, −1 flips it "
@@ -96,12 +100,12 @@ ns = tuple(range(int(n_lo), int(n_hi) + 1))
 if st.button("Apply edit", type="primary", key="edit_apply"):
     st.session_state["edit_applied"] = (key, edits, ns, per_n)
 
-before, loss0 = common.laundry_and_loss(handle, key, (), ns, per_n)
+before, loss0 = laundry_and_loss(handle, key, (), ns, per_n)
 applied = st.session_state.get("edit_applied")
 if applied and applied[0] == key and applied[2:] == (ns, per_n):
     with st.spinner("evaluating the edited copy …"):
         try:
-            after, loss1 = common.laundry_and_loss(handle, key, applied[1], ns, per_n)
+            after, loss1 = laundry_and_loss(handle, key, applied[1], ns, per_n)
         except SubspaceLensError as err:
             st.error(str(err))
             st.stop()
@@ -109,7 +113,7 @@ if applied and applied[0] == key and applied[2:] == (ns, per_n):
 else:
     after, loss1 = before, loss0
     st.markdown("**Unedited model** (press *Apply edit* to compare)")
-result = common.before_after(before, after)
+result = laundry_gain(before, after)
 
 m1, m2 = st.columns(2)
 m1.metric("LM loss (held-out, nats/token)", f"{loss1:.4f}", f"{loss1 - loss0:+.4f}", delta_color="inverse")
@@ -118,13 +122,11 @@ m2.metric(
     f"{result['accuracy_after'].mean():.3f}",
     f"{100 * (result['accuracy_after'].mean() - result['accuracy_before'].mean()):+.1f} pp",
 )
-st.table(
-    result.round({"accuracy_before": 3, "accuracy_after": 3, "change_pp": 1, "chance": 3}), hide_index=True
-)
-st.plotly_chart(common.accuracy_figure(result), key="edit_fig")
+st.table(result.round({"accuracy_before": 3, "accuracy_after": 3, "gain_pp": 1}), hide_index=True)
+st.plotly_chart(accuracy_figure(result), key="edit_fig")
 
 with st.expander("Save this edit spec"):
-    default = common.runs_root() / "dashboard" / "edits" / f"{handle.name}-edit.json"
+    default = runs_root() / "dashboard" / "edits" / f"{handle.name}-edit.json"
     save_path = st.text_input("save to", value=str(default), key="edit_save_path")
     if st.button("Save", key="edit_save"):
         from probes.edits import EditSpec

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from apps.dashboard import common
+from apps.dashboard import cache_refusal as cached
+from apps.dashboard.models import MODEL_LOCK, current_model
+from apps.dashboard.runs import campaign_dirs, runs_root
 from apps.dashboard.state import (
     ATTACK_STEPS_RANGE,
     ATTACK_TOKENS_RANGE,
@@ -17,7 +19,7 @@ from apps.dashboard.state import (
 from probes.errors import SubspaceLensError
 
 st.title("Refusal & attacks")
-handle, key = common.current_model()
+handle, key = current_model()
 info = handle.info
 if not handle.has_chat_template:
     st.info(
@@ -37,7 +39,7 @@ with probes_tab:
         from analysis.refusal.figures import head_figure, probe_accuracy_figure, projection_figure
 
         try:
-            fit = common.refusal_fit(handle, key, n_train, n_val)
+            fit = cached.refusal_fit(handle, key, n_train, n_val)
         except SubspaceLensError as err:
             st.error(str(err))
         else:
@@ -68,14 +70,13 @@ with attack_tab:
     start = go_col.button("Start attack", key="atk_start")
     stop_col.button("Stop", key="atk_stop")
     if start:
-        from analysis.rerouting.losses import ProbeObjective
-        from analysis.rerouting.optimiser import OptimiserConfig, optimise
+        from analysis.rerouting import OptimiserConfig, ProbeObjective, optimise
 
         try:
             prompt = check_prompt(prompt)
             steps = int(check_range(int(steps), ATTACK_STEPS_RANGE, "steps"))
             n_tokens = int(check_range(int(n_tokens), ATTACK_TOKENS_RANGE, "suffix tokens"))
-            probes = common.attack_probes(handle, key, (int(layer),))
+            probes = cached.attack_probes(handle, key, (int(layer),))
             objective = ProbeObjective(probes)
             cfg = OptimiserConfig(n_tokens=n_tokens, steps=steps, search_width=32, topk=32, batch_size=32)
             bar = st.progress(0.0, text="starting …")
@@ -88,7 +89,7 @@ with attack_tab:
                 live.table(pd.DataFrame(history[-5:]).round(4), hide_index=True)
                 return False
 
-            with common.MODEL_LOCK:
+            with MODEL_LOCK:
                 res = optimise(handle, prompt, objective, cfg, callback=on_step)
         except (LimitError, SubspaceLensError) as err:
             st.error(str(err))
@@ -100,11 +101,11 @@ with attack_tab:
                 st.line_chart(pd.DataFrame({"loss": res.losses}))
 
 with runs_tab:
-    dirs = common.campaign_dirs()
+    dirs = campaign_dirs()
     if not dirs:
-        st.info(f"No campaign results under {common.runs_root()}/: run `sublens attack run CONFIG` first.")
+        st.info(f"No campaign results under {runs_root()}/: run `sublens attack run CONFIG` first.")
     else:
-        from analysis.rerouting.campaign import read_attempts, report
+        from analysis.rerouting import read_attempts, report
 
         run = st.selectbox("campaign", dirs, format_func=str, key="runs_dir")
         try:

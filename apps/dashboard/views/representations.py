@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from apps.dashboard import common
+from apps.dashboard import cache_representations as cached
+from apps.dashboard.models import ModelUnavailable, current_model, model_choices, model_key, second_model
+from apps.dashboard.runs import run_dirs, runs_root
 from probes.errors import SubspaceLensError
 
 QUERY_CHARS = 200  # longest live-search query
@@ -15,10 +17,15 @@ QUERY_CHARS = 200  # longest live-search query
 
 def _live_search() -> None:
     """Text -> 3D and 3D -> text retrieval on a gallery aligned with the committed PointNet and MiniLM."""
-    from analysis.alignment.figures import point_cloud_figure
-    from analysis.alignment.search import GALLERY_METHODS, describe, search_captions, search_shapes
+    from analysis.alignment import (
+        GALLERY_METHODS,
+        describe,
+        point_cloud_figure,
+        search_captions,
+        search_shapes,
+    )
 
-    if not common.text_pack_ready():
+    if not cached.text_pack_ready():
         st.info(
             "The MiniLM text pack is not fetched: run `sublens models fetch all-minilm-l6-v2`, then reload."
         )
@@ -38,7 +45,7 @@ def _live_search() -> None:
         st.caption("Build the gallery for these settings to search it.")
         return
     try:
-        gallery = common.shape_gallery(n_anchors, d, method)
+        gallery = cached.shape_gallery(n_anchors, d, method)
     except SubspaceLensError as err:
         st.error(str(err))
         return
@@ -76,13 +83,13 @@ def _live_search() -> None:
 
 
 st.title("Representations")
-handle, key = common.current_model()
+handle, key = current_model()
 
 cka_tab, conv_tab, align_tab = st.tabs(["Layer×layer CKA", "Convergent learning", "3D ↔ text alignment"])
 
 with cka_tab:
     c1, c2, c3 = st.columns(3)
-    other = c1.selectbox("compare with", common.model_choices(), key="rep_other")
+    other = c1.selectbox("compare with", model_choices(), key="rep_other")
     n_prompts = c2.slider("prompts", 8, 40, 16, key="rep_n")
     pooling = c3.radio("pooling", ["last", "mean"], horizontal=True, key="rep_pool")
     if st.button("Compare", key="rep_go"):
@@ -95,17 +102,17 @@ with cka_tab:
             if other in (handle.name, st.session_state.get("model")):
                 b, key_b = handle, key
             else:
-                b = common.second_model(other)
-                key_b = common.model_key(b)
-            grid = common.layer_cka(handle, key, b, key_b, n_prompts, pooling)
-        except (SubspaceLensError, common.ModelUnavailable) as err:
+                b = second_model(other)
+                key_b = model_key(b)
+            grid = cached.layer_cka(handle, key, b, key_b, n_prompts, pooling)
+        except (SubspaceLensError, ModelUnavailable) as err:
             st.error(str(err))
         else:
             st.plotly_chart(
                 similarity_grid_figure(grid, title=f"linear CKA: {handle.name} × {b.name}"), key="rep_cka"
             )
             st.table(best_matches(grid).round(3), hide_index=True)
-    saved = common.run_dirs("compare-layers", "grid")
+    saved = run_dirs("compare-layers", "grid")
     if saved:
         from analysis.similarity.grid import similarity_grid_figure
 
@@ -113,10 +120,10 @@ with cka_tab:
         st.plotly_chart(similarity_grid_figure(pd.read_parquet(run / "grid.parquet")), key="rep_saved_fig")
 
 with conv_tab:
-    saved = common.run_dirs("compare-nets", "matching")
+    saved = run_dirs("compare-nets", "matching")
     if not saved:
         st.info(
-            f"No convergent-learning results under {common.runs_root()}/compare-nets: run `sublens compare nets`."
+            f"No convergent-learning results under {runs_root()}/compare-nets: run `sublens compare nets`."
         )
     else:
         from analysis.convergent.figures import cka_figure, matching_figure
@@ -127,15 +134,13 @@ with conv_tab:
             st.plotly_chart(cka_figure(pd.read_parquet(run / "cka.parquet")), key="conv_cka")
 
 with align_tab:
-    from analysis.alignment.figures import point_cloud_figure
+    from analysis.alignment import point_cloud_figure
 
-    saved = common.run_dirs("align", "results")
+    saved = run_dirs("align", "results")
     if not saved:
-        st.info(
-            f"No alignment results under {common.runs_root()}/align: run `sublens align run CONFIG.toml`."
-        )
+        st.info(f"No alignment results under {runs_root()}/align: run `sublens align run CONFIG.toml`.")
     else:
-        from analysis.alignment.figures import retrieval_vs_d_figure
+        from analysis.alignment import retrieval_vs_d_figure
 
         run = st.selectbox("run", saved, format_func=str, key="align_run")
         st.plotly_chart(retrieval_vs_d_figure(pd.read_parquet(run / "results.parquet")), key="align_fig")
@@ -143,7 +148,7 @@ with align_tab:
     st.markdown("**Live search**: type a caption, get the gallery shapes it matches (and back)")
     _live_search()
     st.markdown("**A procedural shape** (what the 3D encoders see)")
-    from analysis.alignment.shapes import FAMILIES, caption_for, random_spec, sample_points
+    from analysis.alignment import FAMILIES, caption_for, random_spec, sample_points
 
     s1, s2 = st.columns(2)
     family = s1.selectbox("family", sorted(FAMILIES), key="shape_family")
