@@ -55,7 +55,13 @@ def run(
         started=started,
         extra={"report": tab.to_dict(orient="records")},
     )
-    print_frame(tab, f"attack report ({cfg.method}, {cfg.model})", console)
+    _print_report(tab, f"attack report ({cfg.method}, {cfg.model})")
+
+
+def _print_report(tab, title: str) -> None:
+    """One column per (model, method), one row per metric: readable on any terminal width."""
+    wide = tab.set_index("method").drop(columns="model").astype(object).T.reset_index(names="metric")
+    print_frame(wide, title, console)
 
 
 @app.command("report")
@@ -86,9 +92,7 @@ def report_cmd(
         strict_judge(run_dir, handle, judge_model=judge_model, readout_layer=readout_layer, progress=True)
     tab = report(run_dir)
     write_table(tab, Path(run_dir) / "report.parquet")
-    # one column per (model, method), one row per metric: readable on any terminal width
-    wide = tab.set_index("method").drop(columns="model").astype(object).T.reset_index(names="metric")
-    print_frame(wide, f"attack report ({run_dir}, {', '.join(tab['model'].unique())})", console)
+    _print_report(tab, f"attack report ({run_dir}, {', '.join(tab['model'].unique())})")
     if defence:
         d = campaign_defence(run_dir, handle, n_harmless=n_harmless, fpr=fpr)
         cols = ["layer", "targeted", "val_acc", "fpr", "detect_plain", "detect_attacked"]

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from apps.cli import align, attack, channels, compare, demo, edit, laundry, models, refusal
 from apps.cli import app as app_cmd
@@ -33,7 +34,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SubspaceLensError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}")
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}")  # messages may hold [tables]
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         Console(stderr=True).print("[yellow]interrupted[/]")
