@@ -100,7 +100,9 @@ def test_bad_config_errors(tmp_path):
     path.write_text('model = "tiny-3"\nmethod = "gcg"\nprompts = ["the cat"]\n[optimiser]\nn_tokens = 0\n')
     out = sublens("attack", "run", str(path), "--run-dir", str(tmp_path / "r3"))
     assert out.returncode == 2 and "n_tokens (suffix length) must be >= 1" in out.stderr
-    path.write_text('model = "tiny-3"\nmethod = "gcg"\nprompts = ["the cat"]\nsteps = 2\n')  # pre-[optimiser] key
+    path.write_text(
+        'model = "tiny-3"\nmethod = "gcg"\nprompts = ["the cat"]\nsteps = 2\n'
+    )  # pre-[optimiser] key
     out = sublens("attack", "run", str(path), "--run-dir", str(tmp_path / "r4"))
     assert out.returncode == 2 and "steps belongs in the [optimiser] table" in " ".join(out.stderr.split())
     out = sublens("attack", "report", str(tmp_path / "nothing"))
