@@ -17,149 +17,24 @@ installs both. ``SUBLENS_E2E_MODEL`` picks another model (e.g. ``smollm2-135m-in
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_kit import (
+    ARTIFACTS,
+    GRID_POINTS,
+    MODEL,
+    STRONGEST_POINT_JS,
+    TIMINGS,
+    _no_exception,
+    _table,
+    _wait_idle,
+    _wait_rows,
+    _warm,
+)
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = os.environ.get("SUBLENS_CHROMIUM") or shutil.which("chromium")  # Debian's package
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
-MODEL = os.environ.get("SUBLENS_E2E_MODEL", "organism")
-TIMINGS: dict[str, float] = {}
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)", exc_type=ImportError
-)
-if not CHROMIUM:
-    pytest.skip("chromium is not on PATH (apt-get install -y chromium)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The dashboard served by a ``streamlit run`` subprocess; yields its base URL."""
-    from apps.cli.app import streamlit_command
-
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "server.log", "w")
-    env = {**os.environ, "SUBLENS_APP_MODEL": MODEL, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        streamlit_command("127.0.0.1", port), env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"streamlit did not start (exit {proc.poll()}); see {ARTIFACTS / 'server.log'}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        if TIMINGS:
-            (ARTIFACTS / "timings.json").write_text(json.dumps({"model": MODEL, **TIMINGS}, indent=2) + "\n")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-GRID_POINTS = ".js-plotly-plot .scatterlayer .trace .point, .js-plotly-plot .gl-canvas"
-STRONGEST_POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const tr = gd._fullData[gd._fullData.length - 1];  // the last trace holds the pairs above the threshold
-  const c = tr.customdata;  // rows: sender_layer, sender_head, receiver_layer, receiver_head, z, ...
-  let best = 0;
-  for (let i = 1; i < c.length; i++) if (c[i][4] > c[best][4]) best = i;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-  return {x: r.left + xa._offset + xa.l2p(tr.x[best]), y: r.top + ya._offset + ya.l2p(tr.y[best]),
-          sender: `L${c[best][0]}.H${c[best][1]}`, receiver: `L${c[best][2]}.H${c[best][3]}`};
-}"""
-
-
-def _wait_idle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the page's script run has finished (an exception may be drawn late in a run)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
-        state="attached", timeout=timeout_ms
-    )
-
-
-def _no_exception(page) -> None:
-    errors = page.locator('[data-testid="stException"]')
-    assert errors.count() == 0, errors.first.inner_text()
-
-
-def _table(page, header: str) -> list[list[str]]:
-    """Rows (cell texts) of the shown st.table whose header has ``header`` (waits for it to appear)."""
-    table = (
-        page.locator('[data-testid="stTable"] table').filter(has=page.locator("th", has_text=header)).first
-    )
-    table.wait_for(timeout=120_000)
-    return [
-        [c.strip() for c in r.locator("td, th").all_inner_texts()] for r in table.locator("tbody tr").all()
-    ]
-
-
-def _wait_rows(page, header: str, ok, timeout_s: float = 120) -> list[list[str]]:
-    """Poll :func:`_table` until ``ok(rows)`` (a rerun replaces the table asynchronously)."""
-    deadline = time.time() + timeout_s
-    while True:
-        rows = _table(page, header)
-        if ok(rows) or time.time() > deadline:
-            return rows
-        page.wait_for_timeout(200)
-
-
-def _warm(page, url: str) -> None:
-    page.goto(f"{url}/")  # the default page (channels) lives at the root
-    page.locator(GRID_POINTS).first.wait_for(timeout=180_000)
 
 
 def test_channels_first_paint_and_click_to_panel(page, browser, server):
