@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,compare,app]'
+	$(PY) -m pip install --quiet -e '.[dev,compare,app,scale]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,6 +9,14 @@ message that names the fix.
 * :func:`as_array` / :func:`as_array_pair` - the same checks, float64 numpy arrays out;
 * :func:`as_square` - a square ``[n, n]`` matrix (Gram, RDM, score matrix);
 * :func:`inspect_pair` / :func:`finalize` - check now, convert later block by block (streaming);
+* :func:`scale_exponent` - the power of two that brings a matrix's largest value into [0.5, 1).
+
+**Scale.** Metrics that are invariant to rescaling each input (CKA, CCA, Procrustes, RSA, kNN) pass
+``scale_free=True``: each matrix is then multiplied by a power of two so its largest absolute value lies
+in [0.5, 1) before anything is squared. A power of two is exact in floating point, so ordinary inputs
+give the same bits, and inputs like ``x * 1e200`` or ``x * 1e-200`` give the same value instead of an
+overflow or a false "zero variance". Functions whose result is in the units of the input (affine maps,
+RDMs) keep the values and refuse ones whose squares would overflow ("values too large (overflow)").
 * :func:`check_int`, :func:`check_dtype`, :func:`resolve_device` - scalar arguments.
 
 >>> as_pair([[1, 2], [3, 4]], [[0.5], [1.5]])[1].tolist()
@@ -20,6 +28,7 @@ probes.errors.InputError: x and y must have the same number of samples (rows): g
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TypeAlias
 
@@ -44,6 +53,7 @@ __all__ = [
     "inspect_matrix",
     "inspect_pair",
     "resolve_device",
+    "scale_exponent",
 ]
 
 Activations: TypeAlias = Float[Tensor, "n d"] | Float[np.ndarray, "n d"]
@@ -132,12 +142,67 @@ def inspect_matrix(x: object, name: str = "x", *, min_samples: int = 2) -> Tenso
     return t
 
 
+def scale_exponent(t: Tensor) -> int:
+    """The ``e`` for which ``max|t| * 2**e`` lies in [0.5, 1); 0 for an empty, all-zero or non-finite ``t``.
+
+    >>> scale_exponent(torch.tensor([[3.0, -5.0]])), scale_exponent(torch.tensor([[0.75]]))
+    (-3, 0)
+    """
+    if t.numel() == 0:
+        return 0
+    m = max(abs(float(t.max())), abs(float(t.min())))  # no |t| copy: streamed inputs stay unconverted
+    if m == 0.0 or not math.isfinite(m):
+        return 0
+    return -math.frexp(m)[1]
+
+
+def _scaled(t: Tensor, exponent: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``t * 2**exponent`` in ``dtype`` on ``device``, scaled in the wider dtype (exact, no overflow)."""
+    if exponent == 0:
+        return t.to(device=device, dtype=dtype)
+    wide = torch.float64 if torch.float64 in (t.dtype, dtype) or not t.is_floating_point() else dtype
+    half = exponent // 2  # two factors, each a representable power of two
+    return (t.to(device=device, dtype=wide) * 2.0**half * 2.0 ** (exponent - half)).to(dtype)
+
+
+def _check_magnitude(t: Tensor, name: str, dtype: torch.dtype, max_power: int) -> None:
+    """Refuse values whose ``max_power``-th powers, summed over rows and columns, overflow ``dtype``."""
+    m = max(abs(float(t.max())), abs(float(t.min()))) if t.numel() else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return
+    info = torch.finfo(dtype)
+    high = math.log2(info.max) - math.log2(max(t.shape)) * (max_power / 2)
+    if max_power * math.log2(m) > high:
+        raise InputError(
+            f"{name} has values up to {m:.3g}: values too large (overflow): their products overflow {dtype} "
+            f"here. Rescale {name} first (e.g. divide it by its largest absolute value)."
+        )
+    if max_power * math.log2(m) < math.log2(info.tiny) - math.log2(info.eps):
+        raise InputError(
+            f"{name} has values no larger than {m:.3g}: values too small (underflow): their products lose "
+            f"all precision in {dtype}. Rescale {name} first (e.g. divide it by its largest absolute value)."
+        )
+
+
 def finalize(
-    t: Tensor, name: str, *, dtype: torch.dtype, device: torch.device, row_offset: int = 0
+    t: Tensor,
+    name: str,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    row_offset: int = 0,
+    exponent: int | None = None,
+    max_power: int = 2,
 ) -> Tensor:
     """Move an inspected matrix (or a block of its rows starting at ``row_offset``) to ``dtype`` and
-    ``device``, raising if it holds NaN or inf."""
-    t = t.to(device=device, dtype=dtype)
+    ``device``, raising if it holds NaN or inf.
+
+    ``exponent``: multiply by ``2**exponent`` first (scale-free callers, see :func:`scale_exponent`);
+    None keeps the values and refuses ones whose ``max_power``-th powers would overflow ``dtype``.
+    """
+    if exponent is None:
+        _check_magnitude(t, name, dtype, max_power)
+    t = _scaled(t, exponent or 0, dtype, device)
     if bool(torch.isfinite(t.sum())):  # one cheap pass: NaN/inf anywhere would make the sum non-finite
         return t
     finite = torch.isfinite(t)
@@ -158,11 +223,17 @@ def as_matrix(
     dtype: torch.dtype = torch.float64,
     device: Device = None,
     min_samples: int = 2,
+    scale_free: bool = False,
 ) -> Float[Tensor, "n d"]:
-    """``x`` as a finite ``[n, d]`` tensor of ``dtype`` on ``device`` with ``n >= min_samples``, ``d >= 1``."""
+    """``x`` as a finite ``[n, d]`` tensor of ``dtype`` on ``device`` with ``n >= min_samples``, ``d >= 1``.
+
+    ``scale_free``: rescale by a power of two (module docstring); else refuse overflowing values.
+    """
     dtype = check_dtype(dtype)
     dev = resolve_device(device, x)
-    return finalize(inspect_matrix(x, name, min_samples=min_samples), name, dtype=dtype, device=dev)
+    t = inspect_matrix(x, name, min_samples=min_samples)
+    exp = scale_exponent(t) if scale_free else None
+    return finalize(t, name, dtype=dtype, device=dev, exponent=exp)
 
 
 def as_square(
@@ -221,14 +292,21 @@ def as_pair(
     device: Device = None,
     min_samples: int = 2,
     hint: str = SAME_STIMULUS,
+    scale_free: bool = False,
+    max_power: int = 2,
 ) -> tuple[Float[Tensor, "n dx"], Float[Tensor, "n dy"]]:
-    """Both inputs as with :func:`as_matrix`, on one device, checking they share ``n`` (see :func:`inspect_pair`)."""
+    """Both inputs as with :func:`as_matrix`, on one device, checking they share ``n`` (see :func:`inspect_pair`).
+
+    ``scale_free``: rescale each input by its own power of two; else refuse values whose
+    ``max_power``-th powers overflow ``dtype``.
+    """
     dtype = check_dtype(dtype)
     dev = resolve_device(device, x, y)
     rx, ry = inspect_pair(x, y, names=names, min_samples=min_samples, hint=hint)
+    ex, ey = (scale_exponent(rx), scale_exponent(ry)) if scale_free else (None, None)
     return (
-        finalize(rx, names[0], dtype=dtype, device=dev),
-        finalize(ry, names[1], dtype=dtype, device=dev),
+        finalize(rx, names[0], dtype=dtype, device=dev, exponent=ex, max_power=max_power),
+        finalize(ry, names[1], dtype=dtype, device=dev, exponent=ey, max_power=max_power),
     )
 
 

@@ -13,10 +13,14 @@ Each model then gives ``[n_prompts, d_model]`` per layer, and every layer of mod
 every layer of model B by :func:`analysis.similarity.similarity_grid` (linear CKA by default; widths
 and depths may differ). Biased linear CKA is inflated when ``d_model`` is not much smaller than the
 number of prompts (about d / (n + d) on unrelated data); pass ``metrics="debiased_cka"`` for small n.
+Fewer than :data:`~analysis.similarity.MIN_CKA_SAMPLES_HARD` (4) prompts are refused and fewer than
+:data:`~analysis.similarity.MIN_CKA_SAMPLES` (32) warn with a biased CKA metric
+(:func:`check_prompt_count`, which the CLI calls before loading any model).
 
 >>> from probes.testing import tiny_handle
 >>> h = tiny_handle(seed=0)
->>> res = compare_layers(h, h, ["the cat sat", "a dog", "Mary gave the ball to John"], progress=False)
+>>> prompts = ["the cat sat", "a dog", "Mary gave the ball to John", "one two three"]
+>>> res = compare_layers(h, h, prompts, metrics="debiased_cka", progress=False)
 >>> res.grid[res.grid.layer_a == res.grid.layer_b].value.round(6).tolist()
 [1.0, 1.0]
 """
@@ -33,7 +37,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from analysis.similarity import similarity_grid, similarity_grid_figure
+from analysis.similarity import METRICS, check_cka_samples, similarity_grid, similarity_grid_figure
 from probes.capture import Activations, capture
 from probes.errors import InputError
 from probes.handle import ModelHandle
@@ -43,6 +47,7 @@ __all__ = [
     "POOLINGS",
     "LayerComparison",
     "best_matches",
+    "check_prompt_count",
     "compare_layers",
     "pool_activations",
 ]
@@ -149,6 +154,38 @@ def pool_activations(acts: Activations, pooling: str) -> dict[str, Float[Tensor,
     return out
 
 
+BIASED_CKA_METRICS = ("linear_cka", "rbf_cka")
+"""Metrics of :data:`~analysis.similarity.METRICS` that use the biased HSIC (inflated at small n)."""
+
+
+def _metric_names(metrics: str | Sequence[str]) -> list[str]:
+    """``metrics`` as a list of known names (checked before any model runs)."""
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise InputError(f"no metrics given; choose from {', '.join(sorted(METRICS))} (--metrics).")
+    bad = [m for m in names if m not in METRICS]
+    if bad:
+        raise InputError(
+            f"unknown metric {bad[0]!r}; choose from {', '.join(sorted(METRICS))} (--metrics, comma-separated)."
+        )
+    return names
+
+
+def check_prompt_count(n_prompts: int, metrics: str | Sequence[str] = "linear_cka") -> None:
+    """Refuse too few prompts for a layer comparison and warn where biased CKA would read high.
+
+    Applies :func:`~analysis.similarity.check_cka_samples` (hard minimum 4 prompts for every metric; the
+    small-n warning only when a biased CKA metric is among ``metrics``). Call it before loading models.
+
+    >>> check_prompt_count(40, ["linear_cka"])
+    >>> check_prompt_count(3, "debiased_cka")
+    Traceback (most recent call last):
+    probes.errors.InputError: 3 prompts are too few for CKA: below 4 samples it is degenerate (with 2 it is 1.0 for any inputs, with 3 unrelated inputs score 0.4-1.0). Use at least 32 prompts.
+    """
+    names = _metric_names(metrics)
+    check_cka_samples(n_prompts, "prompts", debiased=not any(m in BIASED_CKA_METRICS for m in names))
+
+
 def _capture(handle: ModelHandle, prompts: list[str], sites, pooling: str, **kw) -> dict[str, Tensor]:
     acts = capture(handle, prompts, sites, mode="last" if pooling == "last" else "all", **kw)
     return pool_activations(acts, pooling)
@@ -185,12 +222,9 @@ def compare_layers(
     prompts = list(prompts)
     if not prompts:
         raise InputError(
-            "prompts is empty; pass at least 3 prompts (e.g. analysis.compare_layers.DEFAULT_PROMPTS)."
+            "prompts is empty; pass at least 32 prompts (e.g. analysis.compare_layers.DEFAULT_PROMPTS)."
         )
-    if len(prompts) < 3:
-        raise InputError(
-            f"got {len(prompts)} prompt(s); layer similarity needs at least 3 prompts (samples)."
-        )
+    check_prompt_count(len(prompts), metrics)
     for h, name in ((handle_a, "handle_a"), (handle_b, "handle_b")):
         if not isinstance(h, ModelHandle):
             raise InputError(

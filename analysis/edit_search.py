@@ -34,12 +34,14 @@ from probes.config import Config
 from probes.edits import ComponentEdit, EditSpec, _check_edit
 from probes.errors import InputError, check_index
 from probes.lm_loss import lm_loss
-from probes.runs import JsonlLog, write_sidecar, write_table
+from probes.runs import JsonlLog, write_json, write_sidecar, write_table
+from probes.scaleout import RayConfig
 from probes.weights import head_weights
 
 __all__ = [
     "EditSearchConfig",
     "EditSearchResult",
+    "check_resume",
     "dev_score",
     "edit_key",
     "evaluate_dev",
@@ -211,6 +213,29 @@ class EditSearchResult:
     test_by_n: pd.DataFrame | None = None  # n_items, accuracy_before, accuracy_after, gain_pp
 
 
+def check_resume(run_dir: str | Path, model: str, config: EditSearchConfig) -> bool:
+    """True when ``run_dir`` holds a search of ``model`` with ``config`` (a resume), False when it holds
+    none; raises :class:`InputError` when it holds another model's or config's search. Writes nothing."""
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        return False
+    try:
+        saved = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{cfg_path} is unreadable ({err}); start a new run directory.") from None
+    if saved.get("model") != model:
+        raise InputError(
+            f"{run_dir} holds a search for model {saved.get('model')!r}, not {model!r}; "
+            "resume it with that model or start a new run directory."
+        )
+    if EditSearchConfig.parse(saved["config"]) != config:
+        raise InputError(
+            f"{run_dir} was started with a different config; resume with the saved one "
+            f"(EditSearchConfig.parse(json.load(open('{cfg_path}'))['config'])) or use a new directory."
+        )
+    return True
+
+
 def _best(records: list[dict]) -> dict:
     return max(records, key=lambda r: (r["score"], r["margin"], -len(r["edits"])))
 
@@ -224,35 +249,27 @@ def run_edit_search(
     report: bool = True,
     texts: list[str] | None = None,
     on_record: Callable[[dict], None] | None = None,
+    ray: RayConfig | None = None,
 ) -> EditSearchResult:
-    """Run (or resume) the search in ``run_dir``; see the module docstring for what is written there."""
+    """Run (or resume) the search in ``run_dir``; see the module docstring for what is written there.
+
+    ``ray``: evaluate the baseline and the single edits on Ray workers that each load ``handle.name``
+    once (:mod:`probes.scaleout`); the records and the rest of the search are the same."""
     from tqdm.auto import tqdm
 
     started = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        if saved.get("model") != handle.name:
-            raise InputError(
-                f"{run_dir} holds a search for model {saved.get('model')!r}, not {handle.name!r}; "
-                "resume it with that model or start a new run directory."
-            )
-        if EditSearchConfig.parse(saved["config"]) != config:
-            raise InputError(
-                f"{run_dir} was started with a different config; resume with the saved one "
-                f"(EditSearchConfig.parse(json.load(open('{cfg_path}'))['config'])) or use a new directory."
-            )
-    else:
-        cfg_path.write_text(json.dumps({"model": handle.name, "config": config.to_json()}, indent=2) + "\n")
+    if not check_resume(run_dir, handle.name, config):
+        write_json({"model": handle.name, "config": config.to_json()}, cfg_path)
 
     cand_path = run_dir / "candidates.json"
     if cand_path.exists():
         candidates = [tuple(c) for c in json.loads(cand_path.read_text())]
     else:
         candidates = resolve_candidates(handle, config)
-        cand_path.write_text(json.dumps(candidates) + "\n")
+        write_json(candidates, cand_path)
 
     log = JsonlLog(run_dir / "search.jsonl")
     records = log.read()
@@ -271,6 +288,12 @@ def run_edit_search(
         return rec
 
     singles = [(layer, head, c, a) for layer, head, c in candidates for a in config.alphas]
+    if ray is not None:
+        _evaluate_on_ray(
+            handle.name, config, [("baseline", [])] + [("single", [e]) for e in singles], log, ray
+        )
+        records = log.read()
+        done.update({r["key"]: r for r in records})
     total = 1 + len(singles) + max(config.n_combine - 1, 0)
     bar = tqdm(total=total, desc=f"edit search {handle.name}", unit="eval", disable=not progress)
     baseline = evaluate([], "baseline")
@@ -316,6 +339,30 @@ def run_edit_search(
     return result
 
 
+def _search_worker(shared: tuple[str, EditSearchConfig]):
+    """A Ray worker's state for the edit search: the model, loaded once."""
+    from probes.loading import load_model
+
+    model, config = shared
+    handle = load_model(model, backend="hf", progress=False)
+    return lambda task: {"stage": task[0], **evaluate_dev(handle, config, [tuple(e) for e in task[1]])}
+
+
+def _evaluate_on_ray(
+    model: str, config: EditSearchConfig, tasks: list, log: JsonlLog, ray: RayConfig
+) -> None:
+    from probes.scaleout import cluster, run_keyed
+
+    keyed = [(edit_key([tuple(e) for e in edits]), (stage, edits)) for stage, edits in tasks]
+    with cluster(ray):
+        stats = run_keyed(keyed, _search_worker, log, ray, shared=(model, config), desc="edit search")
+    if stats.failed:
+        raise InputError(
+            f"{len(stats.failed)} evaluations lost their worker more than {ray.max_retries} times; the "
+            "rest are saved. Resume the search to retry them."
+        )
+
+
 def _final_report(handle, config: EditSearchConfig, result: EditSearchResult, texts) -> None:
     spec = EditSpec.load(result.spec_path)
     before = side_effects(handle, config, texts)
@@ -338,6 +385,6 @@ def _final_report(handle, config: EditSearchConfig, result: EditSearchResult, te
         "lm_loss": [before["lm_loss"], after["lm_loss"]],
         "lm_loss_rel_change_pct": 100 * (after["lm_loss"] - before["lm_loss"]) / before["lm_loss"],
     }
-    (result.run_dir / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    write_json(rep, result.run_dir / "report.json")
     result.report = rep
     result.test_by_n = table

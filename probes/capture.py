@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -80,7 +82,14 @@ def _first(x):
     return x[0] if isinstance(x, tuple) else x
 
 
-def _run_nnsight(handle: ModelHandle, ids: Tensor, sites: list[Site], truncate: bool) -> dict[str, Tensor]:
+def _run_nnsight(
+    handle: ModelHandle, ids: Tensor, sites: list[Site], truncate: bool, remote: bool | str = False
+) -> dict[str, Tensor]:
+    """One nnsight trace, written by nnsight 0.8's remote rules so the same code runs on NDIF: every
+    value is saved inside the trace, into one saved container (appends to an outside list are lost
+    remotely)."""
+    import nnsight
+
     lm = handle.nnsight
     layers = decoder_layers(handle.hf)
     paths = {}
@@ -92,17 +101,47 @@ def _run_nnsight(handle: ModelHandle, ids: Tensor, sites: list[Site], truncate: 
             paths[s] = layer_path + ".mlp"
         else:
             paths[s] = layer_path
-    saved: dict[Site, object] = {}
-    with lm.trace(ids) as tracer:
+    with lm.trace(ids, **trace_options(remote)) as tracer:
+        saved = nnsight.save({})  # one saved container, filled inside the trace
         for s in sites:  # sites are in execution order, as nnsight requires
             env = _envoy(lm, paths[s])
-            if s.kind in ("resid_pre", "z", "head_out"):
-                saved[s] = env.input.save()
-            else:
-                saved[s] = env.output.save()
+            saved[s.name] = env.input if s.kind in ("resid_pre", "z", "head_out") else env.output
         if truncate:
             tracer.stop()
-    return {s.name: _first(v) for s, v in saved.items()}
+    return {name: _first(v) for name, v in saved.items()}
+
+
+def ndif_host(remote: bool | str) -> str | None:
+    """The NDIF endpoint a remote trace goes to: ``remote`` when it is a URL, else ``SUBLENS_NDIF_HOST``,
+    else nnsight's configured default; None for a local trace.
+
+    >>> ndif_host(False) is None
+    True
+    >>> ndif_host("http://127.0.0.1:8001")
+    'http://127.0.0.1:8001'
+    """
+    if remote is False or remote is None:
+        return None
+    if isinstance(remote, str):
+        return remote
+    from nnsight import CONFIG
+
+    return os.environ.get("SUBLENS_NDIF_HOST") or CONFIG.API.HOST
+
+
+def trace_options(remote: bool | str) -> dict:
+    """Keyword arguments of ``lm.trace`` for a local (``{}``) or remote trace (points nnsight at the host).
+
+    NDIF runs the trace's code inside the model server: use a host you trust (localhost or a private
+    network for a self-hosted one). The server must serve the same model (a hub id it hosts).
+    """
+    host = ndif_host(remote)
+    if host is None:
+        return {}
+    from nnsight import CONFIG
+
+    CONFIG.API.HOST = host
+    return {"remote": True}
 
 
 def _run_tl(handle: ModelHandle, ids: Tensor, sites: list[Site], truncate: bool) -> dict[str, Tensor]:
@@ -142,6 +181,7 @@ def capture(
     cache: ActivationCache | bool | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    remote: bool | str = False,
 ) -> Activations:
     """Run ``prompts`` through the model and return activations at ``sites``.
 
@@ -152,6 +192,8 @@ def capture(
         chat: apply the model's chat template (user turn + generation prompt) where it has one.
         truncate: stop the forward pass after the last layer any site needs.
         cache: an :class:`ActivationCache`, ``True`` for the default one, or ``None``/``False``.
+        remote: run the nnsight trace on NDIF (``True``: ``SUBLENS_NDIF_HOST`` or nnsight's host; a URL:
+            that host); needs ``backend="nnsight"`` and a model the server hosts.
     """
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; choose 'last' or 'all'.")
@@ -159,6 +201,8 @@ def capture(
         raise InputError(f"Capture backend must be 'tl' or 'nnsight', got {backend!r}.")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+    if remote and backend != "nnsight":
+        raise InputError("A remote capture runs through nnsight: pass backend='nnsight' with remote.")
     parsed = parse_sites(sites, handle.info.n_layers)
     ids, lengths = handle.tokenize(prompts, chat=chat)  # validates prompts
     store = ActivationCache() if cache is True else (cache or None)
@@ -172,7 +216,7 @@ def capture(
                 acts, cached_lengths, list(prompts), mode, handle.name, from_cache=True, tokens=ids
             )
 
-    run = _run_tl if backend == "tl" else _run_nnsight
+    run = _run_tl if backend == "tl" else functools.partial(_run_nnsight, remote=remote)
     order = sorted(range(len(prompts)), key=lambda i: int(lengths[i]))  # similar lengths share a batch
     chunks: dict[str, list[Tensor]] = {s.name: [] for s in parsed}
     from tqdm.auto import tqdm

@@ -1,4 +1,4 @@
-"""Instruction sets for refusal probes (JSON / JSONL / CSV loaders, the shared refusal splits, the
+"""Instruction sets for refusal probes (JSON / JSONL / CSV / plain-text loaders, the shared refusal splits, the
 in-repo demo set) and where data outside the repository is looked for.
 
 **Finding data** (:func:`locate_data`): an explicit argument (the flag or config key the user gave),
@@ -29,6 +29,7 @@ __all__ = [
     "REFUSAL_SPLITS",
     "demo_instructions",
     "load_instructions",
+    "load_prompt_lines",
     "load_records",
     "locate_data",
     "refusal_data_dir",
@@ -61,7 +62,8 @@ def load_records(path: str | Path) -> list[dict]:
                 rows = list(csv.DictReader(f))
         else:
             raise InputError(
-                f"Unsupported instruction file type {suffix!r} ({path}); use .json, .jsonl or .csv."
+                f"Unsupported instruction file type {suffix!r} ({path}); use .json, .jsonl, .csv or .txt "
+                "(one prompt per line)."
             )
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"Cannot parse {str(path)!r}: {err}. Fix the file or pass another one.") from None
@@ -73,8 +75,38 @@ def load_records(path: str | Path) -> list[dict]:
     return rows
 
 
+def load_prompt_lines(path: str | Path) -> list[str]:
+    """Prompts of a plain-text file: one per line, stripped; blank lines and ``#`` comment lines skipped.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "prompts.txt"
+    >>> _ = p.write_text("# my prompts\\nSay hi\\n\\n  Name a colour  \\n")
+    >>> load_prompt_lines(p)
+    ['Say hi', 'Name a colour']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            f"prompts file {str(p)!r} does not exist; pass a text file with one prompt per line."
+        )
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as err:
+        raise InputError(f"prompts file {str(p)!r} is not UTF-8 text ({err}); save it as UTF-8.") from None
+    prompts = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not prompts:
+        raise InputError(f"prompts file {str(p)!r} holds no prompts; write one prompt per line.")
+    return prompts
+
+
 def load_instructions(path: str | Path, column: str = "instruction", limit: int | None = None) -> list[str]:
-    """The non-empty strings in ``column`` of a JSON / JSONL / CSV file (first ``limit`` if given)."""
+    """The non-empty strings in ``column`` of a JSON / JSONL / CSV file, or the lines of a ``.txt`` file
+    (one prompt per line, :func:`load_prompt_lines`; ``column`` is not used); first ``limit`` if given."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be a positive integer, got {limit!r}.")
+    if Path(path).suffix.lower() == ".txt":
+        out = load_prompt_lines(path)
+        return out[:limit] if limit is not None else out
     rows = load_records(path)
     if not rows:
         raise InputError(f"Instruction file {str(path)!r} is empty; it needs at least one row.")
@@ -86,11 +118,7 @@ def load_instructions(path: str | Path, column: str = "instruction", limit: int 
     out = [str(r[column]).strip() for r in rows if r.get(column) is not None and str(r[column]).strip()]
     if not out:
         raise InputError(f"Column {column!r} of {str(path)!r} holds no non-empty instruction.")
-    if limit is not None:
-        if limit < 1:
-            raise InputError(f"limit must be >= 1, got {limit}.")
-        out = out[:limit]
-    return out
+    return out[:limit] if limit is not None else out
 
 
 def _shared_candidates(relative: str | Path) -> list[Path]:

@@ -34,23 +34,27 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from probes.architecture import attention, decoder_layers, input_norm, out_proj, unwrap
-from probes.errors import InputError, check_index
+from probes.errors import InputError
 from probes.handle import ModelHandle
 from probes.weights import head_ov_svd
 
 __all__ = [
+    "MAX_SAFE_ALPHA",
     "AppliedEdits",
     "ComponentEdit",
     "EditSpec",
+    "LargeAlphaWarning",
     "apply_edits",
     "rescale_components",
     "weights_fingerprint",
@@ -58,6 +62,18 @@ __all__ = [
 
 SPEC_VERSION = 1
 _SAMPLES = 4096
+
+MAX_SAFE_ALPHA = 100.0
+"""Scales with ``|alpha|`` above this warn (:class:`LargeAlphaWarning`). Ablation and amplification
+studies use ``alpha`` in about [-10, 10]; at ``|alpha| > 100`` the edited component outweighs the rest of
+the head by two orders of magnitude and the model's outputs are mostly that one direction, which is
+almost always a typo (``1e6`` for ``1.0``) rather than an experiment."""
+
+_EDIT_FIELDS = ("layer", "head", "component", "alpha")
+
+
+class LargeAlphaWarning(UserWarning):
+    """An edit scales a component by more than :data:`MAX_SAFE_ALPHA` in magnitude."""
 
 
 def weights_fingerprint(handle: ModelHandle) -> str:
@@ -121,17 +137,72 @@ def _as_edit(e) -> ComponentEdit:
     return ComponentEdit(layer, head, component, alpha)
 
 
-def _check_edit(e: ComponentEdit, n_layers: int, n_heads: int, d_head: int) -> ComponentEdit:
-    layer = check_index(e.layer, n_layers, "layer")
-    head = check_index(e.head, n_heads, "head")
-    if not isinstance(e.component, int) or isinstance(e.component, bool) or not 0 <= e.component < d_head:
+def _check_position(value: object, size: int, field: str, unit: str) -> int:
+    """``value`` if it is an integer in ``0..size-1``; negative values are refused, never wrapped."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        raise InputError(f"{field} must be an integer 0..{size - 1}, got {value!r}.")
+    if not 0 <= value < size:
+        raise InputError(
+            f"{field} {value} is out of range: this model has {size} {unit} ({field}s 0..{size - 1}); "
+            f"negative values are not counted from the end in edits. Use a value in 0..{size - 1}."
+        )
+    return int(value)
+
+
+def _check_alpha(alpha: object, warn: bool) -> float:
+    """A finite number; with ``warn``, ``|alpha| > MAX_SAFE_ALPHA`` warns (:class:`LargeAlphaWarning`)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating | np.integer):
+        raise InputError(f"alpha must be a finite number (0 removes the component), got {alpha!r}.")
+    if not math.isfinite(alpha):
+        raise InputError(f"alpha must be a finite number (0 removes the component), got {alpha!r}.")
+    if warn and abs(alpha) > MAX_SAFE_ALPHA:
+        warnings.warn(
+            f"alpha = {alpha:g} scales the component by more than {MAX_SAFE_ALPHA:g}x: the head's output is "
+            f"then dominated by that one direction. Check for a typo (alpha 1 leaves it unchanged, 0 removes "
+            f"it, 2 doubles it); typical values lie in -10..10.",
+            LargeAlphaWarning,
+            stacklevel=2,
+        )
+    return float(alpha)
+
+
+def _check_edit(
+    e: ComponentEdit, n_layers: int, n_heads: int, d_head: int, warn: bool = False
+) -> ComponentEdit:
+    """``e`` with every field checked against the model's shape (``warn``: large alpha warns)."""
+    layer = _check_position(e.layer, n_layers, "layer", "layers")
+    head = _check_position(e.head, n_heads, "head", "heads per layer")
+    if (
+        not isinstance(e.component, int | np.integer)
+        or isinstance(e.component, bool)
+        or not 0 <= e.component < d_head
+    ):
         raise InputError(
             f"component {e.component!r} is out of range: each head's OV circuit has d_head={d_head} "
             f"components (0..{d_head - 1}, 0 = largest singular value)."
         )
-    if isinstance(e.alpha, bool) or not isinstance(e.alpha, int | float) or not math.isfinite(e.alpha):
-        raise InputError(f"alpha must be a finite number (0 removes the component), got {e.alpha!r}.")
-    return ComponentEdit(layer, head, e.component, float(e.alpha))
+    return ComponentEdit(layer, head, int(e.component), _check_alpha(e.alpha, warn))
+
+
+def _edit_from_json(i: int, entry: object, where: str) -> ComponentEdit:
+    """``edits[i]`` of a spec file as a :class:`ComponentEdit` (exactly the four fields, no others)."""
+    if not isinstance(entry, dict):
+        raise InputError(
+            f"{where}: edits[{i}] must be an object with fields {', '.join(_EDIT_FIELDS)}, got {entry!r}."
+        )
+    unknown = [k for k in entry if k not in _EDIT_FIELDS]
+    if unknown:
+        raise InputError(
+            f"{where}: unknown field {unknown[0]!r} in edits[{i}]; an edit has exactly the fields "
+            f"{', '.join(_EDIT_FIELDS)}. Remove it (or rebuild the spec with EditSpec.build)."
+        )
+    missing = [k for k in _EDIT_FIELDS if k not in entry]
+    if missing:
+        raise InputError(
+            f"{where}: edits[{i}] is missing the field {missing[0]!r}; an edit has the fields "
+            f"{', '.join(_EDIT_FIELDS)}."
+        )
+    return ComponentEdit(**entry)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +225,17 @@ class EditSpec:
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
-        edits = tuple(_check_edit(_as_edit(e), self.n_layers, self.n_heads, self.d_head) for e in self.edits)
+        for name in ("n_layers", "n_heads", "d_model", "d_head"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer (the model's shape), got {value!r}.")
+        edits = []
+        for i, e in enumerate(self.edits):
+            try:
+                edits.append(_check_edit(_as_edit(e), self.n_layers, self.n_heads, self.d_head, warn=True))
+            except InputError as err:
+                raise InputError(f"edits[{i}]: {err}") from None
+        edits = tuple(edits)
         object.__setattr__(self, "edits", edits)
         v = self.vectors
         if not isinstance(v, Tensor) or v.ndim != 2 or v.shape != (len(edits), self.d_model):
@@ -292,19 +373,24 @@ class EditSpec:
         json_path = _json_path(path)
         if not json_path.is_file():
             raise InputError(f"No edit spec at {json_path}: pass the .json written by EditSpec.save.")
+        where = f"Edit spec {json_path}"
         try:
             meta = json.loads(json_path.read_text())
-            st_path = json_path.parent / meta["vectors_file"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"Edit spec {json_path} is not a valid spec file ({exc}); re-save it.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{where} is not a valid spec file ({exc}); re-save it.") from None
+        if not isinstance(meta, dict):
+            raise InputError(f"{where} is not a valid spec file (a JSON object is needed); re-save it.")
         if meta.get("version") != SPEC_VERSION:
-            raise InputError(
-                f"Edit spec {json_path} has version {meta.get('version')!r}; this build reads {SPEC_VERSION}."
-            )
+            raise InputError(f"{where} has version {meta.get('version')!r}; this build reads {SPEC_VERSION}.")
+        _check_spec_fields(meta, where)
+        if not isinstance(meta["vectors_file"], str):
+            raise InputError(f"{where}: vectors_file must be a file name, got {meta['vectors_file']!r}.")
+        st_path = json_path.parent / meta["vectors_file"]
         if not st_path.is_file():
             raise InputError(f"Edit spec {json_path} refers to {st_path.name}, which is missing.")
         if hashlib.sha256(st_path.read_bytes()).hexdigest() != meta.get("vectors_sha256"):
             raise InputError(f"{st_path} does not match the checksum in {json_path.name}; re-save the spec.")
+        edits = tuple(_edit_from_json(i, e, where) for i, e in enumerate(_as_list(meta["edits"], where)))
         try:
             return cls(
                 model=meta["model"],
@@ -314,15 +400,51 @@ class EditSpec:
                 n_heads=meta["n_heads"],
                 d_model=meta["d_model"],
                 d_head=meta["d_head"],
-                edits=tuple(ComponentEdit(**e) for e in meta["edits"]),
+                edits=edits,
                 vectors=load_file(str(st_path))["vectors"],
                 fold_ln=meta["fold_ln"],
                 center_writing=meta["center_writing"],
                 singular_values=tuple(meta.get("singular_values", ())),
                 note=meta.get("note", ""),
             )
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"Edit spec {json_path} is missing a field ({exc}); re-save it.") from None
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+
+
+_SPEC_REQUIRED = (
+    "model",
+    "pack_sha256",
+    "weights_fingerprint",
+    "n_layers",
+    "n_heads",
+    "d_model",
+    "d_head",
+    "fold_ln",
+    "center_writing",
+    "edits",
+    "vectors_file",
+    "vectors_sha256",
+)
+_SPEC_OPTIONAL = ("version", "singular_values", "note")
+
+
+def _check_spec_fields(meta: dict, where: str) -> None:
+    """Refuse unknown and missing top-level fields, naming them."""
+    unknown = [k for k in meta if k not in _SPEC_REQUIRED + _SPEC_OPTIONAL]
+    if unknown:
+        raise InputError(
+            f"{where}: unknown field {unknown[0]!r}; a spec holds {', '.join(_SPEC_REQUIRED + _SPEC_OPTIONAL)}. "
+            "Remove it, or re-save the spec with EditSpec.save."
+        )
+    missing = [k for k in _SPEC_REQUIRED if k not in meta]
+    if missing:
+        raise InputError(f"{where} is missing the field {missing[0]!r}; re-save it with EditSpec.save.")
+
+
+def _as_list(value: object, where: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{where}: 'edits' must be a non-empty list of edits, got {value!r}.")
+    return value
 
 
 def _json_path(path: str | Path) -> Path:

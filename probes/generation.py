@@ -109,7 +109,7 @@ def generate_batch(
         raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
-    ids, lengths = handle.tokenize(prompts, chat=chat)  # validates prompts; right-padded
+    ids, lengths = handle.tokenize(prompts, chat=chat, reserve=max_new_tokens)  # validates; right-padded
     tok = handle.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     order = sorted(range(len(prompts)), key=lambda i: int(lengths[i]))

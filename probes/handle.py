@@ -175,28 +175,67 @@ class ModelHandle:
             )
         return prompt
 
+    def check_context(self, n_tokens: int, what: str = "the prompt", reserve: int = 0) -> None:
+        """Refuse ``n_tokens`` (plus ``reserve`` tokens still to generate) beyond the model's context.
+
+        Learned-position models (GPT-2, the organism) cannot index past ``n_ctx`` at all; rotary models
+        run on but were never trained there, so their outputs are unreliable. Both are refused, never
+        truncated silently: the caller shortens or splits the text.
+        """
+        n_ctx = self.info.n_ctx
+        if n_ctx is None or n_tokens + reserve <= n_ctx:
+            return
+        extra = f" plus {reserve} new tokens to generate" if reserve else ""
+        raise InputError(
+            f"{what} is {n_tokens} tokens long{extra}, but {self.name} has a context of {n_ctx} tokens "
+            f"({self.info.positional} positions); shorten it to at most {max(n_ctx - reserve, 0)} tokens or "
+            "split it into several prompts."
+        )
+
     def tokenize(
-        self, prompts: list[str], chat: bool = True
+        self,
+        prompts: list[str],
+        chat: bool = True,
+        *,
+        reserve: int = 0,
+        truncate_to: int | None = None,
     ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
         """Token ids, right-padded, and each prompt's length.
 
         Right padding keeps every real token's computation identical to an unpadded run (causal
         attention never looks ahead), so no attention mask is needed for the real positions.
         With a chat template the formatted text already holds its special tokens; without one the
-        tokenizer's own specials (e.g. BOS) are added.
+        tokenizer's own specials (e.g. BOS) are added. Every place prompts enter the model comes through
+        here, so this is where a prompt longer than the model's context (``reserve``: tokens still to be
+        generated after it) is refused (:meth:`check_context`); ``truncate_to`` cuts each sequence to
+        that many tokens first, for callers that document truncation (:func:`probes.lm_loss.lm_loss`).
+        Empty and whitespace-only prompts are refused.
         """
         if isinstance(prompts, str) or not prompts:
             raise InputError(
                 "prompts must be a non-empty list of strings (got "
                 f"{'a single string' if isinstance(prompts, str) else 'an empty list'})."
             )
-        if not all(isinstance(p, str) and p for p in prompts):
-            raise InputError("every prompt must be a non-empty string.")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise InputError(f"prompt {i} is a {type(p).__name__}, not a string; pass text prompts.")
+            if not p.strip():
+                raise InputError(
+                    f"prompt {i} is {'empty' if not p else 'only whitespace'}; remove it (blank lines in a "
+                    "prompt file are skipped) or write a prompt there."
+                )
         use_chat = chat and self.has_chat_template
         seqs = [
             self.tokenizer.encode(self.format_prompt(p, chat), add_special_tokens=not use_chat)
             for p in prompts
         ]
+        if truncate_to is not None:
+            seqs = [s[:truncate_to] for s in seqs]
+        longest = max(range(len(seqs)), key=lambda i: len(seqs[i]))
+        where = " (with the chat template)" if use_chat else ""
+        self.check_context(
+            len(seqs[longest]), f"prompt {longest}{where} ({prompts[longest][:40]!r}…)", reserve
+        )
         lengths = torch.tensor([len(s) for s in seqs])
         pad = self.tokenizer.pad_token_id
         if pad is None:
@@ -216,7 +255,7 @@ class ModelHandle:
         """
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
-        ids, _ = self.tokenize([prompt], chat=chat)
+        ids, _ = self.tokenize([prompt], chat=chat, reserve=max_new_tokens)
         pad = (
             self.tokenizer.pad_token_id
             if self.tokenizer.pad_token_id is not None

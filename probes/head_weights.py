@@ -30,14 +30,16 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import FactoredMatrix
 
 from probes.errors import InputError, check_index
+
+if TYPE_CHECKING:
+    from transformer_lens import FactoredMatrix
 
 __all__ = [
     "OVSVD",
@@ -161,7 +163,7 @@ def qk_rotary_averaged(
         interleaved,
         dtype=W_Q.dtype,
     )
-    return FactoredMatrix(W_Q @ M.to(W_Q.device), W_K.transpose(-2, -1))
+    return _factored()(W_Q @ M.to(W_Q.device), W_K.transpose(-2, -1))
 
 
 class OVSVD(NamedTuple):
@@ -330,12 +332,12 @@ class HeadWeights:
     @cached_property
     def OV(self) -> FactoredMatrix:
         """``W_OV = W_V W_O``, ``[n_layers, n_heads, d_model, d_model]`` (factored, inner ``d_head``)."""
-        return FactoredMatrix(self.W_V, self.W_O)
+        return _factored()(self.W_V, self.W_O)
 
     @cached_property
     def QK(self) -> FactoredMatrix:
         """Static ``W_QK = W_Q W_Kᵀ`` (no rotary rotation, i.e. offset 0), ``[n_layers, n_heads, d_model, d_model]``."""
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+        return _factored()(self.W_Q, self.W_K.transpose(-2, -1))
 
     def QK_at(self, offsets: int | Sequence[int]) -> FactoredMatrix:
         """QK form averaged over relative offsets (query − key position); needs ``rotary_dim``."""
@@ -386,3 +388,10 @@ class HeadWeights:
         W_O = self.W_O.clone()
         W_O[layer, head] = W_O[layer, head] - (W_O[layer, head] @ v)[:, None] * v[None, :]
         return replace(self, W_O=W_O)
+
+
+def _factored():
+    """TransformerLens's ``FactoredMatrix``, imported on first use (the import costs ~2 s)."""
+    from transformer_lens import FactoredMatrix
+
+    return FactoredMatrix

@@ -33,11 +33,9 @@ def lm_token_losses(handle, texts: list[str], *, max_tokens: int = 256, batch_si
     n_ctx = handle.info.n_ctx
     if n_ctx is not None and max_tokens > n_ctx:
         max_tokens = n_ctx  # a model with learned positions cannot see past its context
-    ids, lengths = handle.tokenize(texts, chat=False)
-    lengths = lengths.clamp(max=max_tokens)
+    ids, lengths = handle.tokenize(texts, chat=False, truncate_to=max_tokens)
     if int(lengths.max()) < 2:
         raise InputError("every text is a single token: give texts with at least two tokens to score.")
-    ids = ids[:, :max_tokens]
     out: list[torch.Tensor] = []
     for start in range(0, len(texts), batch_size):
         batch_len = lengths[start : start + batch_size]

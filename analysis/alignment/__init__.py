@@ -41,6 +41,7 @@ from .encoders import ENCODERS_3D, ENCODERS_TEXT, encode_captions, encode_clouds
 from .experiment import (
     AlignmentConfig,
     AlignmentResults,
+    SkippedDimsWarning,
     load_config,
     run_alignment,
     run_experiment,
@@ -79,6 +80,7 @@ __all__ = [
     "ShapeDataset",
     "ShapeGallery",
     "ShapeSpec",
+    "SkippedDimsWarning",
     "TrainConfig",
     "alignment_scores",
     "anchor_query_split",

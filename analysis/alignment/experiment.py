@@ -21,6 +21,7 @@ nested). The ``*_label`` columns count a hit when the retrieved item has the sam
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from probes.config import Config
 from probes.errors import InputError
@@ -40,6 +41,7 @@ from .shapes import FAMILIES, anchor_query_split, make_shapes
 
 __all__ = [
     "AlignmentConfig",
+    "SkippedDimsWarning",
     "AlignmentResults",
     "load_config",
     "run_alignment",
@@ -50,6 +52,11 @@ __all__ = [
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, message)``, called after each step."""
+
+
+class SkippedDimsWarning(UserWarning):
+    """Some subspace dimensions of the sweep could not be evaluated for some encoder pair or anchor count."""
+
 
 METRIC_COLUMNS = ("t2s_top1", "t2s_top5", "s2t_top1", "s2t_top5", "matching")
 
@@ -119,6 +126,18 @@ class AlignmentConfig(Config):
         if 0 < v < 3:
             raise ValueError(f"must be 0 (skip) or >= 3, got {v}.")
         return v
+
+    @model_validator(mode="after")
+    def _dims_fit_anchors(self) -> AlignmentConfig:
+        """A subspace dimension must fit the largest anchor set: ``d <= max(n_anchors) - 1``."""
+        upper = max(self.n_anchors) - 1
+        too_big = [d for d in self.dims if d > upper]
+        if too_big and any(m in SUBSPACE_METHODS for m in self.methods):
+            raise ValueError(
+                f"dims: d = {too_big[0]} is larger than any anchor set supports: CCA on n anchors has at most "
+                f"n - 1 = {upper} directions (largest n_anchors = {upper + 1}). Use dims <= {upper}, or more anchors."
+            )
+        return self
 
     @property
     def n_pool(self) -> int:
@@ -232,7 +251,10 @@ def run_experiment(
                         f"features {name!r} have shape {arr.shape}; need [{cfg.n_pool}, dim] (one row per pool shape)."
                     )
         seconds["encode"] = time.time() - t0
+        if any(m in SUBSPACE_METHODS for m in cfg.methods):
+            _check_dims(cfg, xs, ys)
         labels = pool.attributes["key"].to_numpy()
+        skipped: list[str] = []
         pairs = [(a, b) for a in xs for b in ys]
         n_steps = len(pairs) * len(cfg.seeds) * len(cfg.n_anchors)
         done = 0
@@ -272,6 +294,9 @@ def run_experiment(
                     d_ok = [d for d in dims if d <= n_a - 1]
                     if sub and d_ok:
                         full = fit_cca(xa, ya, max(d_ok), reg=cfg.cca_reg, clip=True)
+                        cut = [d for d in cfg.dims if d not in d_ok or d > full.d]
+                        if cut:
+                            skipped.append(f"{e3} x {et}, seed {seed}, {n_a} anchors: d = {cut}")
                         for d in (d for d in d_ok if d <= full.d):  # dims above the numerical rank: skipped
                             proj = type(full)(
                                 full.mean_x, full.mean_y, full.w_x[:, :d], full.w_y[:, :d], full.rho[:d]
@@ -286,10 +311,23 @@ def run_experiment(
                                         **retrieval_metrics(s, seed=seed, labels=lab),
                                     }
                                 )
+                    elif sub:
+                        skipped.append(
+                            f"{e3} x {et}, seed {seed}, {n_a} anchors: every d (no {', '.join(sub)})"
+                        )
                     done += 1
                     if progress:
                         progress(done, n_steps, f"{e3} x {et}: seed {seed}, {n_a} anchors")
         seconds["align"] = time.time() - t0
+        if skipped:
+            warnings.warn(
+                "some subspace dimensions were not evaluated: d must be at most min(p, q, n_anchors - 1) and "
+                f"the numerical rank of the anchors; skipped: {'; '.join(skipped[:6])}"
+                f"{f' (and {len(skipped) - 6} more)' if len(skipped) > 6 else ''}. Their rows are missing from "
+                "the results; use smaller dims or more anchors to get them.",
+                SkippedDimsWarning,
+                stacklevel=2,
+            )
         if not rows:
             raise InputError(
                 f"nothing to evaluate: every d in {cfg.dims} exceeds what the features/anchors support "
@@ -307,6 +345,26 @@ def run_experiment(
     finally:
         torch.set_num_threads(old_threads)
     return AlignmentResults(results, pd.DataFrame(diag), sem, pool.points[0], pool.captions[0], seconds)
+
+
+def _check_dims(cfg: AlignmentConfig, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray]) -> None:
+    """Refuse a ``d`` that no encoder pair supports (``d <= min(p, q, n_anchors - 1)``), before aligning."""
+    limits = {
+        f"{a} ({xs[a].shape[1]}-d) x {b} ({ys[b].shape[1]}-d)": min(
+            xs[a].shape[1], ys[b].shape[1], max(cfg.n_anchors) - 1
+        )
+        for a in xs
+        for b in ys
+    }
+    upper = max(limits.values())
+    too_big = [d for d in cfg.dims if d > upper]
+    if too_big:
+        where = ", ".join(f"{k}: {v}" for k, v in limits.items())
+        raise InputError(
+            f"dims: d = {too_big[0]} is larger than any encoder pair supports: d <= min(p, q, n_anchors - 1) "
+            f"({where}). Use dims <= {upper}; a larger d would drop the subspace methods "
+            f"({', '.join(m for m in cfg.methods if m in SUBSPACE_METHODS)})."
+        )
 
 
 def _semantics(cfg, pool, xs, ys, results, semantics_vs_geometry) -> pd.DataFrame:

@@ -117,12 +117,28 @@ def retrieval_vs_anchors_figure(results: pd.DataFrame, metric: str = "t2s_top1")
 
 
 def point_cloud_figure(
-    points: Float[np.ndarray, "n 3"], caption: str = "", *, size: float = 2.0
+    points: Float[np.ndarray, "n 3"], caption: str = "", *, size: float = 2.0, height: int = 360
 ) -> go.Figure:
-    """3D scatter of a ``[n, 3]`` cloud (z up, equal axis scales), titled ``caption``."""
+    """3D scatter of a ``[n, 3]`` cloud (z up, equal axis scales), titled ``caption``.
+
+    The scene is a cube whose three axes span the same range around the cloud's centre (padded 5 %), so
+    a tall or flat shape keeps its proportions and the default camera sees all of it (with
+    ``aspectmode="data"`` a tall shape was clipped at the bottom of a short panel); the scene takes the
+    whole panel below the title.
+
+    >>> fig = point_cloud_figure(np.array([[0, 0, 0], [0, 0, 2.0]]))
+    >>> fig.layout.scene.zaxis.range, fig.layout.scene.xaxis.range
+    ((-0.05, 2.05), (-1.05, 1.05))
+    """
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3 or len(p) == 0:
         raise InputError(f"points must be a non-empty [n, 3] array, got shape {p.shape}.")
+    lo, hi = p.min(0), p.max(0)
+    mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6) * 1.05
+    axes = {
+        f"{a}axis": {"range": (round(m - half, 6), round(m + half, 6)), "title": a, "showticklabels": False}
+        for a, m in zip("xyz", mid, strict=True)
+    }
     fig = go.Figure(
         go.Scatter3d(
             x=p[:, 0],
@@ -132,5 +148,11 @@ def point_cloud_figure(
             marker={"size": size, "color": p[:, 2], "colorscale": "Viridis"},
         )
     )
-    fig.update_layout(title=caption, scene={"aspectmode": "data"}, margin={"l": 0, "r": 0, "b": 0, "t": 40})
+    fig.update_layout(
+        title={"text": caption, "font": {"size": 13}, "y": 0.97, "yanchor": "top"},
+        scene={**axes, "aspectmode": "cube", "domain": {"x": [0, 1], "y": [0, 0.9]},
+               "camera": {"eye": {"x": 1.3, "y": 1.3, "z": 0.8}}},
+        height=height,
+        margin={"l": 0, "r": 0, "b": 0, "t": 36},
+    )  # fmt: skip
     return fig

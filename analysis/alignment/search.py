@@ -7,6 +7,12 @@ text -> 3D; ``cca``: cosine in the subspace; ``affine``: the full-space baseline
 features. :func:`search_shapes` scores any text against the gallery shapes, :func:`search_captions` any
 gallery shape against the gallery captions. The 3D and text encoders never see the gallery's pairing.
 
+Whether a hit has what the query asks for (``same_attributes``) is decided by reading the query's words
+with the caption vocabulary (:func:`query_attributes`: nouns, size words, each family's aspect words,
+counts, holes) and comparing only the attributes the query names. (It used to compare every attribute of
+the gallery caption nearest to the query in the text space, so "a big torus" was scored against "big thin
+torus" or even "a mid-sized thick torus", and a shape with the right size and family read ``False``.)
+
 >>> import numpy as np
 >>> from analysis.alignment.shapes import make_shapes
 >>> words = ["box", "ring", "cone", "small", "large", "tall", "flat", "legs", "hole", "table", "chair"]
@@ -25,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,9 +45,17 @@ from analysis.arrays import as_matrix, check_int
 from probes.errors import InputError
 
 from .align import AffineMap, CCAProjection, affine_scores, cosine_scores, fit_affine, fit_cca
-from .shapes import ShapeDataset, anchor_query_split, make_shapes
+from .shapes import _NUMBER, _SIZE_WORDS, FAMILIES, ShapeDataset, anchor_query_split, make_shapes
 
-__all__ = ["GALLERY_METHODS", "ShapeGallery", "build_gallery", "describe", "search_captions", "search_shapes"]
+__all__ = [
+    "GALLERY_METHODS",
+    "ShapeGallery",
+    "build_gallery",
+    "describe",
+    "query_attributes",
+    "search_captions",
+    "search_shapes",
+]
 
 GALLERY_METHODS = ("cca_affine", "cca", "affine")
 TextEncoder = Callable[[list[str]], "np.ndarray | Tensor"]
@@ -143,30 +158,106 @@ def build_gallery(
     return g
 
 
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*|\d+")
+
+
+def _family_of(words: list[str]) -> str | None:
+    for family, fam in FAMILIES.items():
+        if any(noun in words for noun in fam.nouns):
+            return family
+    return None
+
+
+def _aspect_of(words: list[str], family: str | None) -> str | None:
+    """The aspect a query's words name: the family's own aspect words, else a word that means the same
+    aspect in every family that uses it."""
+    fams = [FAMILIES[family]] if family else list(FAMILIES.values())
+    found = {
+        aspect
+        for w in words
+        for aspect in {a for fam in fams for a, ws in fam.aspect_words.items() if w in ws}
+        if len({a for fam in fams for a, ws in fam.aspect_words.items() if w in ws}) == 1
+    }
+    return found.pop() if len(found) == 1 else None
+
+
+def _count_of(words: list[str], family: str | None) -> int | None:
+    numbers = {v: k for k, v in _NUMBER.items()}
+    count_words = {FAMILIES[family].count_word} if family else {f.count_word for f in FAMILIES.values()}
+    for a, b in zip(words, words[1:], strict=False):
+        if b in count_words - {""}:
+            n = numbers.get(a, int(a) if a.isdigit() else None)
+            if n is not None:
+                return n
+    return None
+
+
+def _hole_of(text: str, words: list[str]) -> bool | None:
+    if "without a hole" in text or "no hole" in text or "solid" in words:
+        return False
+    return True if "hole" in words else None
+
+
+def query_attributes(text: str) -> dict:
+    """The captioned attributes a query names, read with the caption vocabulary of
+    :mod:`analysis.alignment.shapes` (unnamed attributes are left out).
+
+    >>> query_attributes("a big torus")
+    {'family': 'torus', 'size': 'large'}
+    >>> query_attributes("a donut, little and thin")
+    {'family': 'torus', 'size': 'small', 'aspect': 'flat'}
+    >>> query_attributes("a low table with 4 legs")
+    {'family': 'table', 'aspect': 'flat', 'count': 4}
+    >>> query_attributes("a box without a hole")
+    {'family': 'box', 'hole': False}
+    """
+    low = text.lower()
+    words = _WORD.findall(low)
+    family = _family_of(words)
+    sizes = {size for size, ws in _SIZE_WORDS.items() if any(w in words for w in ws)}
+    found = {
+        "family": family,
+        "size": sizes.pop() if len(sizes) == 1 else None,
+        "aspect": _aspect_of(words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)], family),
+        "count": _count_of(words, family),
+        "hole": _hole_of(low, words),
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _has_attributes(attrs: pd.DataFrame, want: dict) -> np.ndarray:
+    """Bool per shape: it has every attribute in ``want``."""
+    ok = np.ones(len(attrs), dtype=bool)
+    for name, value in want.items():
+        ok &= (attrs[name] == value).fillna(False).to_numpy(dtype=bool)
+    return ok
+
+
 def search_shapes(gallery: ShapeGallery, text: str, k: int = 5) -> pd.DataFrame:
     """The ``k`` gallery shapes that best match ``text``: ``rank, shape, caption, family, score,
-    same_attributes`` (the shape's captioned attributes equal those of the gallery caption that is
-    closest to ``text`` in the text space, a proxy for "what the query asks for")."""
+    same_attributes`` (the shape has every attribute the query names, :func:`query_attributes`; ``<NA>``
+    when the query names none). ``attrs["query"]`` of the result holds the attributes read."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("the query text is empty: type a caption, e.g. 'a small table with four legs'.")
     k = min(check_int(k, "k", 1), len(gallery.shapes))
     y_q = _as_features(gallery.encode_text([text.strip()]), "query text", 1)
     s = gallery.scores(y_q)[:, 0]
     order = torch.argsort(s, descending=True)[:k].numpy()
-    # the attributes the query most likely names: those of its nearest gallery caption (text space)
-    nearest = int(cosine_scores(gallery.y, y_q)[:, 0].argmax())
     attrs = gallery.shapes.attributes
-    want = attrs["key"].iloc[nearest]
-    return pd.DataFrame(
+    want = query_attributes(text)
+    same = pd.array(_has_attributes(attrs, want)[order] if want else [pd.NA] * len(order), dtype="boolean")
+    out = pd.DataFrame(
         {
             "rank": np.arange(1, k + 1),
             "shape": order,
             "caption": [gallery.shapes.captions[i] for i in order],
             "family": attrs["family"].to_numpy()[order],
             "score": s[order].numpy(),
-            "same_attributes": attrs["key"].to_numpy()[order] == want,
+            "same_attributes": same,
         }
     )
+    out.attrs["query"] = want
+    return out
 
 
 def search_captions(gallery: ShapeGallery, shape: int, k: int = 5) -> pd.DataFrame:

@@ -12,6 +12,11 @@ orthogonal to the all-ones vector, and the null directions are drawn from that s
 
 ``z = (score − null mean) / null std`` per ``(receiver_layer, receiver_head, mode)``; ``p`` is the
 one-sided empirical p-value ``(1 + #{null ≥ score}) / (n_samples + 1)``.
+
+**Memory.** The null holds ``n_samples`` directions (``n × d_model``) and ``n_modes × n × n_layers ×
+n_heads`` scores; :func:`null_memory_bytes` estimates the peak and :func:`receiver_null` refuses, before
+allocating anything, a null that needs more than :data:`NULL_MEMORY_FRACTION` of the available memory
+(``psutil``; without it a fixed :data:`NULL_MEMORY_FALLBACK` bytes).
 """
 
 from __future__ import annotations
@@ -29,9 +34,64 @@ from analysis.channels.scores import MODES, _check_modes, check_mode, direction_
 from probes.errors import InputError
 from probes.head_weights import HeadWeights
 
-__all__ = ["ReceiverNull", "add_z", "random_unit_directions", "receiver_null", "top_channels"]
+__all__ = [
+    "NULL_MEMORY_FALLBACK",
+    "NULL_MEMORY_FRACTION",
+    "ReceiverNull",
+    "add_z",
+    "check_null_memory",
+    "null_memory_bytes",
+    "random_unit_directions",
+    "receiver_null",
+    "top_channels",
+]
 
 _KEYS = ["receiver_layer", "receiver_head", "mode"]
+
+NULL_MEMORY_FRACTION = 0.5
+"""A null may use at most this fraction of the memory available when it is drawn."""
+
+NULL_MEMORY_FALLBACK = 8 * 2**30
+"""The limit in bytes where ``psutil`` is not installed to tell the available memory."""
+
+
+def null_memory_bytes(n_samples: int, d_model: int, n_layers: int, n_heads: int, n_modes: int = 3) -> int:
+    """Peak bytes of a null: float64 draws plus their float32 copy (``12 n d_model``) and, per score, a
+    float32 sorted copy, a float32 stacked copy and the float64 copy the z/p tables read (16 bytes).
+
+    >>> null_memory_bytes(2000, 576, 30, 9, 3) / 2**20  # SmolLM2, the default --n-null
+    37.90283203125
+    """
+    return 12 * n_samples * d_model + 16 * n_modes * n_samples * n_layers * n_heads
+
+
+def _available_bytes() -> tuple[int, str]:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil ships with the dev environment
+        return NULL_MEMORY_FALLBACK, "a fixed cap (psutil is not installed)"
+    return int(psutil.virtual_memory().available), "available memory"
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def check_null_memory(n_samples: int, d_model: int, n_layers: int, n_heads: int, n_modes: int = 3) -> None:
+    """Raise :class:`InputError` (naming ``--n-null``) if the null would need more than its memory budget."""
+    need = null_memory_bytes(n_samples, d_model, n_layers, n_heads, n_modes)
+    have, what = _available_bytes()
+    budget = NULL_MEMORY_FRACTION * have
+    if need <= budget:
+        return
+    fits = int(n_samples * budget / need)
+    nice = max(2, 10 ** (len(str(fits)) - 1) * (fits // 10 ** (len(str(fits)) - 1)))
+    raise InputError(
+        f"--n-null (n_null) = {n_samples:,} random directions needs about {_gib(need)} of memory for this model "
+        f"({n_layers} layers x {n_heads} heads, d_model {d_model}, {n_modes} mode(s)), more than "
+        f"{NULL_MEMORY_FRACTION:.0%} of {what} ({_gib(have)}). Use --n-null {nice:,} or fewer "
+        f"(2,000 is the default; 10,000 resolves p-values down to 1e-4)."
+    )
 
 
 def random_unit_directions(
@@ -45,9 +105,9 @@ def random_unit_directions(
     >>> bool(torch.allclose(v.norm(dim=1), torch.ones(3))), bool(v.sum(1).abs().max() < 1e-6)
     (True, True)
     """
-    if not (isinstance(n, int) and n >= 2):
+    if isinstance(n, bool) or not (isinstance(n, int) and n >= 2):
         raise InputError(
-            f"the null needs at least 2 random directions (n_samples), got {n!r}; 10000 is typical."
+            f"the null needs at least 2 random directions (--n-null / n_null), got {n!r}; 2000-10000 is typical."
         )
     if not (isinstance(d_model, int) and d_model >= 2):
         raise InputError(f"d_model must be an integer >= 2, got {d_model!r}.")
@@ -119,6 +179,8 @@ def receiver_null(
     """
     modes = _check_modes(modes)
     centered = weights.writing_centered if centered is None else bool(centered)
+    if isinstance(n_samples, int) and not isinstance(n_samples, bool) and n_samples >= 2:
+        check_null_memory(n_samples, weights.d_model, weights.n_layers, weights.n_heads, len(modes))
     v = random_unit_directions(n_samples, weights.d_model, seed, centered, dtype=weights.W_Q.dtype)
     out = []
     for mode in modes:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from analysis.channels.null import add_z, receiver_null
+from analysis.channels.null import add_z, check_null_memory, receiver_null
 from analysis.channels.scores import component_scores
 from probes.config import Config
 from probes.head_weights import HeadWeights
@@ -30,7 +31,7 @@ class ScanConfig(Config):
     """What a scan scores and how its null is drawn (the weights arrive already folded or not)."""
 
     modes: str = "QKV"  # which composition modes to score (any of Q, K, V)
-    n_null: int = 2000  # random unit write directions per receiver for the null
+    n_null: int = Field(2000, ge=2)  # random unit write directions per receiver for the null (--n-null)
     seed: int = 0  # seed of the null directions
     qk_offsets: tuple[int, ...] | None = None  # RoPE: average QK over these offsets (None: offset 0)
 
@@ -43,6 +44,9 @@ def scan_channels(weights: HeadWeights, config: ScanConfig | None = None) -> pd.
     """
     config = ScanConfig() if config is None else config
     offsets = list(config.qk_offsets) if config.qk_offsets else None
+    check_null_memory(
+        config.n_null, weights.d_model, weights.n_layers, weights.n_heads, len(set(config.modes))
+    )
     df = component_scores(weights, config.modes, qk_offsets=offsets)
     null = receiver_null(weights, config.n_null, seed=config.seed, modes=config.modes, qk_offsets=offsets)
     df = add_z(df, null).drop(columns=["null_mean", "null_std"])

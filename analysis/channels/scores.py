@@ -27,16 +27,19 @@ with zeros wherever ``sender_layer >= receiver_layer`` (as TL does).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import FactoredMatrix
 
 from probes.errors import InputError
 from probes.head_weights import HeadWeights, rotary_offset_matrix
+
+if TYPE_CHECKING:
+    from transformer_lens import FactoredMatrix
 
 __all__ = [
     "MODES",
@@ -121,6 +124,8 @@ def receiver_matrix(
     >>> torch.equal(receiver_matrix(w, "K").AB, w.QK.AB.transpose(-1, -2))
     True
     """
+    from transformer_lens import FactoredMatrix  # here: importing TransformerLens costs ~2 s
+
     return FactoredMatrix(*_receiver_factors(weights, mode, qk_offsets))
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from analysis.rerouting import judge as judges
 from analysis.rerouting.attempt import attempt_key, run_attempt
-from analysis.rerouting.config import CampaignConfig, check_same_config
+from analysis.rerouting.config import CAMPAIGN_JSON, CampaignConfig, check_same_config
 from analysis.rerouting.objectives import build_objective, campaign_check, load_handle
 from probes.errors import InputError
 from probes.handle import ModelHandle
 from probes.runs import JsonlLog
+from probes.scaleout import RayConfig
 
-__all__ = ["ATTEMPTS", "BASELINE", "read_attempts", "refused_prompts", "run_campaign"]
+__all__ = ["ATTEMPTS", "BASELINE", "check_resume", "read_attempts", "refused_prompts", "run_campaign"]
 
 ATTEMPTS = "attempts.jsonl"
 BASELINE = "baseline.jsonl"
@@ -72,10 +73,12 @@ def run_campaign(
     progress: bool = True,
     handle: ModelHandle | None = None,
     llm_judge: judges.LLMJudge | None = None,
+    ray: RayConfig | None = None,
 ) -> Path:
     """Run every (prompt, seed) attempt not yet in ``run_dir/attempts.jsonl``; returns ``run_dir``.
 
-    ``handle`` / ``llm_judge``: an already loaded model / in-loop judge (else loaded from the config)."""
+    ``handle`` / ``llm_judge``: an already loaded model / in-loop judge (else loaded from the config).
+    ``ray``: run the attempts on Ray workers instead (:func:`run_campaign_on_ray`); same records."""
     import torch
 
     prompts = config.prompt_list(limit=not config.only_refused)
@@ -84,6 +87,8 @@ def run_campaign(
     check_same_config(run_dir, config)
     log = JsonlLog(run_dir / ATTEMPTS)
     log.repair()
+    if ray is not None:
+        return run_campaign_on_ray(config, run_dir, prompts, ray, progress=progress)
     handle = handle or load_handle(config)
     if config.only_refused:
         prompts = refused_prompts(handle, config, run_dir, prompts, progress=progress)
@@ -111,3 +116,77 @@ def run_campaign(
         if bar is not None:
             bar.close()
     return run_dir
+
+
+def _campaign_worker(shared: tuple[CampaignConfig, str]):
+    """A Ray worker's state: the model, objective and success check, built once (see probes.scaleout)."""
+    import torch
+
+    config, run_dir = shared
+    torch.manual_seed(config.seed)  # as run_campaign does before its first attempt
+    handle = load_handle(config)
+    objective = build_objective(handle, config, Path(run_dir))  # the first worker fits and caches probes
+    check = campaign_check(handle, config, Path(run_dir))
+
+    def work(task: tuple[str, str, int]) -> dict:
+        kind, prompt, seed = task
+        if kind == "baseline":
+            resp = handle.generate(prompt, max_new_tokens=config.max_new_tokens)
+            return {"prompt": prompt, "response": resp, "refused": judges.is_refusal(resp)}
+        return run_attempt(handle, objective, config, prompt, seed, check)
+
+    return work
+
+
+def run_campaign_on_ray(
+    config: CampaignConfig, run_dir: Path, prompts: list[str], ray: RayConfig, progress: bool = True
+) -> Path:
+    """The campaign on Ray workers that each load the model once; the driver alone writes the logs.
+
+    With ``only_refused`` every prompt's baseline is generated first (in parallel, not stopping at
+    ``n_prompts``), then the first ``n_prompts`` refused ones are attacked: the same attempts as
+    :func:`run_campaign` in one process, keyed the same way, so either can resume the other's run.
+    """
+    from probes.scaleout import cluster, run_keyed
+
+    shared = (config, str(run_dir))
+    with cluster(ray):
+        if config.only_refused:
+            base = JsonlLog(run_dir / BASELINE)
+            have = {r["prompt"] for r in base.read()}
+            tasks = [(p, ("baseline", p, 0)) for p in prompts if p not in have]
+            run_keyed(tasks, _campaign_worker, base, ray, shared=shared, progress=progress, desc="baselines")
+            refused = {r["prompt"] for r in base.read() if r["refused"]}
+            prompts = [p for p in prompts if p in refused][: config.n_prompts]
+            if not prompts:
+                raise InputError(
+                    "The model refuses none of the prompts without a suffix: nothing to attack. "
+                    "Use prompts it refuses, or set only_refused = false."
+                )
+        tasks = [(attempt_key(p, s), ("attempt", p, s)) for p in prompts for s in config.seeds]
+        stats = run_keyed(
+            tasks,
+            _campaign_worker,
+            JsonlLog(run_dir / ATTEMPTS),
+            ray,
+            shared=shared,
+            progress=progress,
+            desc=config.method,
+        )
+    if stats.failed:
+        raise InputError(
+            f"{len(stats.failed)} attempts lost their worker more than {ray.max_retries} times; the rest "
+            "are saved. Resume the run to retry them."
+        )
+    return run_dir
+
+
+def check_resume(run_dir: str | Path, config: CampaignConfig, flag: str = "--run-dir") -> None:
+    """Refuse to resume ``run_dir`` with a config other than the one it holds; writes nothing.
+
+    A folder without ``campaign.json`` (new or empty) passes; ``flag`` names the option in the error."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise InputError(f"{flag} {run_dir} is a file; pass a campaign folder (new or to resume).")
+    if (run_dir / CAMPAIGN_JSON).is_file():
+        check_same_config(run_dir, config)  # only reads when the file exists

@@ -25,6 +25,7 @@ __all__ = [
     "gcg_target_loss",
     "probe_readout",
     "probe_ssr_loss",
+    "traced_probe_loss",
     "steering_ssr_loss",
 ]
 
@@ -114,6 +115,19 @@ class ProbeObjective(Objective):
 
     def loss(self, fw: SlotForward) -> Float[Tensor, " batch"]:
         return probe_ssr_loss([fw.resid[k][:, -1] for k in self.layers], self.probes, self.alphas)
+
+
+def traced_probe_loss(
+    handle: ModelHandle, prompts: list[str], objective: ProbeObjective, remote: bool | str = False
+) -> Float[Tensor, " batch"]:
+    """The Probe-SSR loss of whole prompts (instruction + suffix, chat-formatted) read through one
+    nnsight trace per batch: the same number as the optimiser's, and remote-ready (``remote``: see
+    :func:`probes.capture.capture`), e.g. to score a found suffix on a model served by NDIF."""
+    from probes.capture import capture
+
+    sites = [f"resid_post.{k}" for k in objective.layers]
+    acts = capture(handle, prompts, sites, backend="nnsight", remote=remote, progress=False)
+    return probe_ssr_loss([acts[s] for s in sites], objective.probes, objective.alphas)
 
 
 class SteeringObjective(Objective):

@@ -11,7 +11,9 @@ One step (:func:`gcg_step`): one-hot gradient of the loss at the best buffer ent
 position by negative gradient, ``search_width`` candidates that each swap ``n_replace`` random positions,
 filtered (no special tokens, optional ASCII only, decode→encode stable), evaluated in batches; the buffer
 keeps the best ``buffer_size`` distinct suffixes. :func:`optimise` is the loop: it draws the starting
-suffixes, runs steps and shrinks ``n_replace`` as the loss falls (SSR's rule).
+suffixes, runs steps and shrinks ``n_replace`` as the loss falls (SSR's rule). Its result says why it
+stopped (:data:`STOP_REASONS`) and the loss of the prompt with no suffix, so a search that had nothing
+to do (the objective already met before step 1) is reported as such, not as a found suffix.
 
 >>> OptimiserConfig(n_tokens=0)
 Traceback (most recent call last):
@@ -37,6 +39,7 @@ from probes.errors import InputError
 from probes.handle import ModelHandle
 
 __all__ = [
+    "STOP_REASONS",
     "Buffer",
     "Objective",
     "OptimiseResult",
@@ -94,6 +97,7 @@ def prompt_slots(handle: ModelHandle, instruction: str, chat: bool = True) -> Pr
     tok = handle.tokenizer
     prefix = tok.encode(before, add_special_tokens=not use_chat)
     post = tok.encode(after, add_special_tokens=False) if after else []
+    handle.check_context(len(prefix) + len(post), "the chat-formatted prompt")
     dev = handle.device
     return PromptSlots(torch.tensor(prefix, device=dev), torch.tensor(post, dtype=torch.long, device=dev))
 
@@ -229,19 +233,43 @@ class OptimiserConfig(Config):
         return self
 
 
+STOP_REASONS = {
+    "already_met": "the prompt with no suffix is already below the early-stop loss: nothing to optimise",
+    "start_met": "a random starting suffix is already below the early-stop loss (no step was needed)",
+    "early_stop": "the best loss fell below the early-stop loss",
+    "max_steps": "the step budget ran out",
+    "callback": "stopped by the caller",
+}  # OptimiseResult.stopped -> what it means
+
+
 @dataclass
 class OptimiseResult:
-    """What :func:`optimise` found: the best suffix, its loss and the loss history."""
+    """What :func:`optimise` found: the best suffix, its loss, the loss history and why it stopped."""
 
     best_ids: list[int]
     best_suffix: str
     best_loss: float
-    initial_loss: float
+    initial_loss: float  # best loss among the starting suffixes (before step 1)
     losses: list[float]  # best loss after each step
     steps: int
-    stopped: str  # "early_stop", "max_steps" or "callback"
+    stopped: str  # a key of STOP_REASONS
     elapsed_s: float
     buffer: Buffer
+    prompt_loss: float = math.nan  # loss of the prompt with no suffix at all
+    early_stop_loss: float | None = None  # the threshold the search ran with
+
+    @property
+    def optimised(self) -> bool:
+        """True when at least one step ran (so ``best_suffix`` is a search result, not a random start)."""
+        return self.steps > 0
+
+    @property
+    def reason(self) -> str:
+        """Why the search stopped, in words, with the losses that decided it."""
+        text = STOP_REASONS.get(self.stopped, self.stopped)
+        if self.stopped in ("already_met", "start_met", "early_stop"):
+            text += f" ({self.early_stop_loss:g})"
+        return f"{text}; loss {self.initial_loss:.4g} at the start, {self.best_loss:.4g} at the end"
 
 
 def _embed_matrix(handle: ModelHandle) -> Tensor:
@@ -371,12 +399,13 @@ def optimise(
     buffer = sorted(zip(losses0.tolist(), start.tolist(), strict=True), key=lambda x: x[0])
     buffer = _dedup(buffer)[: cfg.buffer_size]
     initial = buffer[0][0]
+    bare = float(evaluate(handle, slots, objective, torch.zeros(1, 0, dtype=torch.long))[0])
     history: list[float] = []
     stopped = "max_steps"
     n_replace = n
     step = 0
     if cfg.early_stop_loss is not None and initial < cfg.early_stop_loss:
-        stopped = "early_stop"
+        stopped = "already_met" if bare < cfg.early_stop_loss else "start_met"
     else:
         for step in range(1, cfg.steps + 1):
             buffer = gcg_step(handle, slots, objective, buffer, n_replace, cfg, g, allowed)
@@ -402,6 +431,8 @@ def optimise(
         stopped=stopped,
         elapsed_s=time.perf_counter() - started,
         buffer=[(float(v), list(i)) for v, i in buffer],
+        prompt_loss=bare,
+        early_stop_loss=cfg.early_stop_loss,
     )
 
 

@@ -2,7 +2,10 @@
 
 All metrics accept numpy arrays or torch tensors (the two inputs may have different widths), compute in
 torch (``dtype=torch.float64`` by default, ``device=`` for CPU/GPU) and return Python floats. Bad input
-(mismatched n, NaN/inf, too few samples) raises :class:`probes.errors.InputError`.
+(mismatched n, NaN/inf, too few samples) raises :class:`probes.errors.InputError`. CKA on fewer than
+:data:`MIN_CKA_SAMPLES` samples warns (:class:`SmallSampleWarning`), below :data:`MIN_CKA_SAMPLES_HARD` it is
+refused (:func:`check_cka_samples`). Scale-invariant metrics rescale their inputs exactly first, so
+``x * 1e200`` gives the same value as ``x`` (see :mod:`analysis.arrays`).
 
 >>> import numpy as np
 >>> from analysis.similarity import linear_cka
@@ -28,7 +31,7 @@ Input checks live in :mod:`analysis.arrays` (shared with :mod:`analysis.alignmen
 """
 
 from .cca import canonical_correlations, cca_similarity, pwcca, svcca
-from .cka import cka, linear_cka
+from .cka import MIN_CKA_SAMPLES, MIN_CKA_SAMPLES_HARD, SmallSampleWarning, check_cka_samples, cka, linear_cka
 from .grid import METRICS, similarity_grid, similarity_grid_figure
 from .hsic import hsic, linear_gram, rbf_gram
 from .knn import cknna, mutual_knn, mutual_knn_chance
@@ -38,9 +41,13 @@ from .shape import procrustes_distance, procrustes_similarity, shape_distance
 
 __all__ = [
     "METRICS",
+    "MIN_CKA_SAMPLES",
+    "MIN_CKA_SAMPLES_HARD",
     "MinibatchCKA",
+    "SmallSampleWarning",
     "canonical_correlations",
     "cca_similarity",
+    "check_cka_samples",
     "cka",
     "cknna",
     "compare_rdms",

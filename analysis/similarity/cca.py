@@ -13,6 +13,9 @@ Guard rails (reference note §4.5):
   :class:`~probes.errors.InputError` when ``n <= dx + dy``; fixes: more samples, ``reg > 0``, or
   :func:`svcca` (which first keeps a few top singular directions). Even above the bound, correlations
   are inflated unless ``n >> dx + dy``.
+* Plain CCA (``reg = 0``) is invariant to rescaling either view, so inputs are rescaled by a power of two
+  first (exact; ``x * 1e200`` works). Ridge CCA is not (the ridge is absolute): there, values whose
+  squares overflow are refused ("values too large (overflow)").
 * Zero-variance units (dead neurons) are masked (dropped) before the fit instead of producing NaN;
   a view with no varying unit raises.
 """
@@ -100,7 +103,7 @@ def canonical_correlations(
     [1.0, 1.0, 1.0]
     """
     r = _check_reg(reg)
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3, scale_free=reg == 0)
     _, _, xw, yw = _prepare(tx, ty, r)
     _, _, rho = _fit(xw, yw)
     return rho.cpu().numpy()
@@ -171,7 +174,7 @@ def svcca(
     >>> round(svcca(x, x @ rng.normal(size=(20, 20)), keep=5), 4)
     1.0
     """
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3, scale_free=reg == 0)
     xr = _svd_reduce(_mask_constant(center(tx), "x"), keep, "x")
     yr = _svd_reduce(_mask_constant(center(ty), "y"), keep, "y")
     r = _check_reg(reg)
@@ -201,7 +204,7 @@ def pwcca(
     1.0
     """
     r = _check_reg(reg)
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3, scale_free=reg == 0)
     xc, yc, xw, yw = _prepare(tx, ty, r)
     hx, hy, rho = _fit(xw, yw)
 

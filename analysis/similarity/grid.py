@@ -111,11 +111,12 @@ def similarity_grid(
     lb = la if acts_b is None else _layers(acts_b, "acts_b")
     fns = _resolve_metrics(metrics)
     dev = resolve_device(device, *(v for _, v in la), *(v for _, v in lb))
-    ta = [(n, as_matrix(v, f"acts_a[{n!r}]", dtype=dtype, device=dev)) for n, v in la]
+    free = all(builtin for _, _, builtin in fns)  # the built-in metrics are all scale invariant
+    ta = [(n, as_matrix(v, f"acts_a[{n!r}]", dtype=dtype, device=dev, scale_free=free)) for n, v in la]
     tb = (
         ta
         if acts_b is None
-        else [(n, as_matrix(v, f"acts_b[{n!r}]", dtype=dtype, device=dev)) for n, v in lb]
+        else [(n, as_matrix(v, f"acts_b[{n!r}]", dtype=dtype, device=dev, scale_free=free)) for n, v in lb]
     )
     sizes = {t.shape[0] for _, t in ta} | {t.shape[0] for _, t in tb}
     if len(sizes) > 1:

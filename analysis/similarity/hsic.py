@@ -252,6 +252,11 @@ def feature_space_is_cheaper(n: int, dx: int, dy: int) -> bool:
 
 def cka_ratio(hxy: float, hxx: float, hyy: float, unbiased: bool) -> float:
     """hxy / sqrt(hxx * hyy), with a non-positive self-HSIC raised as an error instead of returning NaN."""
+    if not all(math.isfinite(v) for v in (hxy, hxx, hyy)):
+        raise InputError(
+            "the HSIC terms overflowed (values too large (overflow)); rescale the inputs first (e.g. divide "
+            "each by its largest absolute value) or compute in float64 (dtype=torch.float64)."
+        )
     for value, name in ((hxx, "x"), (hyy, "y")):
         if not value > 0.0:
             if unbiased:

@@ -5,17 +5,23 @@ Hypothesis").
   the mean fraction of shared neighbours, in [0, 1]. Chance level is ``k / (n - 1)``
   (:func:`mutual_knn_chance`): report it next to every score. Huh et al. L2-normalise rows and use
   cosine similarity (``metric='cosine'``, the default).
-* :func:`cknna`: CKA restricted to mutual-neighbour pairs. With linear kernels ``K = X X^T``,
-  ``L = Y Y^T``, ``M_K[i, j] = 1`` if j is among the k largest entries of row i of K (j != i), likewise
-  ``M_L``, and ``M = M_K * M_L``::
+* :func:`cknna`: CKA restricted to mutual-neighbour pairs (Huh et al. 2024, eq. in §A; reference code
+  ``minyoungg/platonic-rep``, ``metrics.py``, ``AlignmentMetrics.cknna``). With linear kernels
+  ``K = X X^T``, ``L = Y Y^T``, ``M_K[i, j] = 1`` if j is among the k largest entries of row i of K
+  (j != i), likewise ``M_L``, and ``M = M_K * M_L``::
 
       CKNNA = HSIC(M*K, M*L) / sqrt(HSIC(M_K*K, M_K*K) HSIC(M_L*L, M_L*L))
 
-  with the unbiased HSIC by default. The kNN relation is not symmetric, so each masked kernel ``A`` is
-  symmetrised to ``(A + A^T) / 2`` first (a pair that is a neighbour one way only gets weight 1/2); this
-  makes CKNNA symmetric in ``x`` and ``y`` (platonic-rep applies its HSIC to the raw masked kernels and is
-  slightly asymmetric). With ``k = n - 1`` every off-diagonal pair is kept and CKNNA equals debiased
-  linear CKA (``unbiased=True``) of the (normalised) features.
+  with the unbiased HSIC by default. By default the masked kernels are used as they are, as in the
+  published definition and the reference code; since the kNN relation is not symmetric they are not
+  symmetric matrices, and CKNNA(x, y) may differ slightly from CKNNA(y, x). ``symmetric=True``
+  symmetrises each masked kernel ``A`` to ``(A + A^T) / 2`` first (a pair that is a neighbour one way
+  only gets weight 1/2 both ways), which makes the score symmetric in ``x`` and ``y``; on random data the
+  two differ by about 0.004-0.016 (n = 200-1024, k = 10). Two details differ from the reference code on
+  purpose: it adds 1e-6 to the denominator (we raise on a non-positive self-HSIC instead), and with
+  ``unbiased=False`` it lets a sample be its own neighbour (here self is excluded in both estimators,
+  as in the paper's definition). With ``k = n - 1`` every off-diagonal pair is kept and CKNNA equals
+  debiased linear CKA (``unbiased=True``) of the (normalised) features, in both variants.
 """
 
 from __future__ import annotations
@@ -94,11 +100,23 @@ def mutual_knn(
     >>> mutual_knn(x, 3 * x, k=5)
     1.0
     """
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2)
-    kk = check_int(k, "k", 1, tx.shape[0] - 1)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2, scale_free=True)
+    kk = _check_k(k, tx.shape[0])
     mx = _knn_mask(_similarity(tx, metric, "x"), kk)
     my = _knn_mask(_similarity(ty, metric, "y"), kk)
     return float((mx & my).sum(dim=1).to(tx.dtype).mean() / kk)
+
+
+def _check_k(k: object, n: int) -> int:
+    """``k`` as an int in ``1..n-1`` (each sample has ``n - 1`` others)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InputError(f"k (neighbours per sample) must be a positive integer, got {k!r}.")
+    if k < 1 or k > n - 1:
+        raise InputError(
+            f"k = {k} neighbours is out of range for {n} samples: each sample has {n - 1} others, so use "
+            f"1 <= k <= {n - 1} (or pass more samples)."
+        )
+    return k
 
 
 def cknna(
@@ -108,21 +126,24 @@ def cknna(
     k: int = 10,
     normalize: bool = True,
     unbiased: bool = True,
+    symmetric: bool = False,
     dtype: torch.dtype = torch.float64,
     device: Device = None,
 ) -> float:
     """Centered kernel nearest-neighbour alignment of ``x [n, dx]`` and ``y [n, dy]`` (linear kernels).
 
     ``normalize`` L2-normalises rows first (as Huh et al.); ``unbiased`` picks the HSIC estimator
-    (n >= 4). ``k = n - 1`` with ``normalize=False`` reproduces ``linear_cka(x, y, debiased=True)``.
+    (n >= 4); ``symmetric`` symmetrises the masked kernels (module docstring; the default follows the
+    published definition). ``k = n - 1`` with ``normalize=False`` reproduces
+    ``linear_cka(x, y, debiased=True)``.
 
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(60, 8))
     >>> round(cknna(x, x, k=10), 6)
     1.0
     """
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=4 if unbiased else 2)
-    kk = check_int(k, "k", 1, tx.shape[0] - 1)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=4 if unbiased else 2, scale_free=True)
+    kk = _check_k(k, tx.shape[0])
     if normalize:
         tx, ty = _normalize(tx, "x"), _normalize(ty, "y")
     gk, gl = tx @ tx.T, ty @ ty.T
@@ -130,9 +151,9 @@ def cknna(
     m = mk * ml
     h = hsic_unbiased if unbiased else hsic_biased
 
-    def sym(a: Tensor) -> Tensor:
-        return 0.5 * (a + a.T)
+    def masked(a: Tensor) -> Tensor:
+        return 0.5 * (a + a.T) if symmetric else a
 
-    kx, ky = sym(m * gk), sym(m * gl)
-    kxx, kyy = sym(mk * gk), sym(ml * gl)
+    kx, ky = masked(m * gk), masked(m * gl)
+    kxx, kyy = masked(mk * gk), masked(ml * gl)
     return cka_ratio(float(h(kx, ky)), float(h(kxx, kxx)), float(h(kyy, kyy)), unbiased)

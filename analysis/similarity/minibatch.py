@@ -12,7 +12,16 @@ from collections.abc import Iterable
 
 import torch
 
-from analysis.arrays import Activations, Device, as_pair, check_dtype, check_int
+from analysis.arrays import (
+    Activations,
+    Device,
+    check_dtype,
+    check_int,
+    finalize,
+    inspect_pair,
+    resolve_device,
+    scale_exponent,
+)
 from probes.errors import InputError
 
 from .cka import Method, check_method
@@ -64,6 +73,7 @@ class MinibatchCKA:
         """Forget all batches."""
         self._terms: list[tuple[float, float, float]] = []
         self._widths: tuple[int, int] | None = None
+        self._exponents: tuple[int, int] | None = None
         self.n_samples = 0
 
     @property
@@ -73,7 +83,12 @@ class MinibatchCKA:
 
     def update(self, x: Activations, y: Activations) -> None:
         """Add one batch: ``x`` is ``[b, dx]``, ``y`` is ``[b, dy]`` for the same b samples (b >= 4)."""
-        tx, ty = as_pair(x, y, dtype=self.dtype, device=self.device, min_samples=4)
+        rx, ry = inspect_pair(x, y, min_samples=4)
+        if self._exponents is None:  # one power-of-two scale for all batches: the ratio is scale invariant
+            self._exponents = (scale_exponent(rx), scale_exponent(ry))
+        dev = resolve_device(self.device, x, y)
+        tx = finalize(rx, "x", dtype=self.dtype, device=dev, exponent=self._exponents[0])
+        ty = finalize(ry, "y", dtype=self.dtype, device=dev, exponent=self._exponents[1])
         widths = (tx.shape[1], ty.shape[1])
         if self._widths is not None and widths != self._widths:
             raise InputError(

@@ -149,5 +149,5 @@ def rsa(
     >>> rsa(x, x), round(rsa(x, 2 * x, rdm_metric="euclidean", method="pearson"), 6)
     (1.0, 1.0)
     """
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=3, scale_free=True)
     return compare_rdms(_rdm(tx, rdm_metric), _rdm(ty, rdm_metric), method, dtype=dtype, device=tx.device)

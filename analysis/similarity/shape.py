@@ -49,7 +49,7 @@ def procrustes_similarity(
     >>> round(procrustes_similarity(x, 2 * x @ q + 5), 6)
     1.0
     """
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2, scale_free=True)
     xu, yu = _unit(center(tx), "x"), _unit(center(ty), "y")
     if xu.shape[1] * yu.shape[1] <= xu.shape[0] ** 2:
         m = xu.T @ yu
@@ -105,7 +105,7 @@ def shape_distance(
     """
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0:
         raise InputError(f"alpha must be in [0, 1] (1 = Procrustes, 0 = full whitening), got {alpha!r}.")
-    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2)
+    tx, ty = as_pair(x, y, dtype=dtype, device=device, min_samples=2, scale_free=True)
     px, py = _phi(center(tx), float(alpha), "x"), _phi(center(ty), float(alpha), "y")
     cos = float(torch.linalg.svdvals(px.T @ py).sum() / (px.norm() * py.norm()))
     return math.acos(max(-1.0, min(1.0, cos)))

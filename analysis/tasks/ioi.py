@@ -98,7 +98,10 @@ def ioi_prompts(
     'Then, Alice and Mary had a long day at the restaurant. Mary handed a book to'
     """
     if not (isinstance(n_prompts, int) and n_prompts >= 1):
-        raise InputError(f"n_prompts must be a positive integer, got {n_prompts!r}.")
+        raise InputError(
+            f"the number of IOI prompts (--ioi-prompts, n_prompts) must be a positive integer, got "
+            f"{n_prompts!r}; e.g. --ioi-prompts 100 (0 skips IOI on the CLI)."
+        )
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     if not patterns or any(p not in PATTERNS for p in patterns):
         raise InputError(f"patterns must be a non-empty list drawn from {list(PATTERNS)}, got {patterns!r}.")

@@ -104,16 +104,21 @@ def _check_n(n_items: int | Iterable[int], available: int, split: str) -> list[i
     else:
         ns = [n_items]
     if not ns:
-        raise InputError("n_items is empty: pass list lengths such as range(2, 11).")
+        raise InputError(
+            "no list lengths to evaluate (n_items is empty; on the CLI --n-min is above --n-max): give "
+            "lengths such as 2 to 10 (--n-min 2 --n-max 10)."
+        )
     for n in ns:
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise InputError(
-                f"n_items must be integers >= 2 (one item is left out of the re-mention), got {n!r}."
+                f"list length N = {n!r} is too small: each N (--n-min/--n-max, n_items) must be an integer >= 2 "
+                "(one item is left out of the re-mention); use --n-min 2 or more."
             )
         if n > available:
             raise InputError(
-                f"n_items={n} is out of range: the {split!r} vocabulary has only {available} single-token "
-                f"items for this tokenizer (N = 2..{available}); lower N or pass more items."
+                f"list length N = {n} is out of range: the {split!r} vocabulary has only {available} single-token "
+                f"items for this tokenizer (N = 2..{available}); use --n-max {available} or less (n_items), or "
+                "pass more items."
             )
     return ns
 
@@ -145,7 +150,10 @@ def laundry_list_prompts(
     if split not in SPLITS:
         raise InputError(f"split must be one of {list(SPLITS)}, got {split!r}.")
     if not (isinstance(n_per_n, int) and n_per_n >= 1):
-        raise InputError(f"n_per_n must be a positive integer (prompts per list length), got {n_per_n!r}.")
+        raise InputError(
+            f"prompts per list length (--per-n, n_per_n) must be a positive integer, got {n_per_n!r}; "
+            "e.g. --per-n 40."
+        )
     templates = list(LAUNDRY_TEMPLATES if templates is None else templates)
     bad = [t for t in templates if not isinstance(t, str) or "{items}" not in t or "{rest}" not in t]
     if not templates or bad:

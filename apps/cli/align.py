@@ -15,13 +15,12 @@ sharing one ``plotly.min.js``, ``run.json``) and prints the summary tables.
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
 
 app = typer.Typer(
@@ -60,20 +59,13 @@ def run(
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
 ) -> None:
     """Generate shapes, encode both modalities, align (full space and CCA subspaces) and evaluate retrieval."""
-    from analysis.alignment import load_config, run_experiment, summary_table, write_run
+    from analysis.alignment import load_config
+    from probes.runs import open_run
 
-    started = time.time()
+    checks.input_file(config, "CONFIG", "alignment TOML")
     cfg = load_config(config)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"generating {cfg.n_pool} shapes and encoding", total=None)
-
-        def progress(done: int, total: int, message: str) -> None:
-            bar.update(task, completed=done, total=total, description=message)
-
-        res = run_experiment(cfg, progress=progress)
-    run_dir = write_run(res, cfg, root=out, started=started)
-    summary = summary_table(res.results)
+    with open_run("align run", cfg, folder="align", root=out, flag="--out" if out else None) as run:
+        res, summary = _align(run, cfg)
     diag = res.diagnostics.groupby(["encoder_3d", "encoder_text"], sort=False)[
         ["raw_linear_cka", "chance_top1", "chance_label"]
     ].mean()
@@ -90,4 +82,20 @@ def run(
             "semantics vs geometry: Spearman of embedding distance with caption-attribute / Chamfer distance",
             console,
         )
-    console.print(f"results: {run_dir}")
+    console.print(f"results: {run.dir}")
+
+
+def _align(run, cfg):
+    """Run the experiment and write its tables into the open run folder."""
+    from analysis.alignment import run_experiment, summary_table, write_run
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"generating {cfg.n_pool} shapes and encoding", total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=message)
+
+        res = run_experiment(cfg, progress=progress)
+    write_run(res, cfg, root=run.root, started=run.started)  # joins the open run's folder
+    return res, summary_table(res.results)

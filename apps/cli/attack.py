@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import shlex
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
 
 app = typer.Typer(help="Subspace-rerouting (SSR) and GCG suffix attacks.", no_args_is_help=True)
@@ -20,42 +21,42 @@ def run(
     run_dir: str = typer.Option(None, help="run directory; an existing one is resumed"),
     out: str = typer.Option(None, help="run directory root when --run-dir is not given (default ./runs)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    ray: str = checks.RAY_OPTION,
+    workers: int = checks.WORKERS_OPTION,
 ) -> None:
     """Run (or resume) a campaign: one attempt per (prompt, seed), appended to attempts.jsonl."""
     import torch
 
     from analysis.rerouting import load_config, report, run_campaign
-    from probes.runs import new_run_dir, write_sidecar
+    from probes.runs import open_run
 
-    started = time.time()
+    checks.input_file(config, "CONFIG", "campaign TOML")
+    ray_cfg = checks.ray_config(ray, workers)
     cfg = load_config(config)
     cfg.prompt_list()  # fail early on an empty prompt set
+    if run_dir is not None:
+        _check_resume(Path(run_dir), cfg)
     if torch.get_num_threads() > 4:
         torch.set_num_threads(4)
-    run_dir = run_dir or new_run_dir("attack", cfg, root=out)
-    console.print(f"run directory: {run_dir}")
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    write_sidecar(
-        run_dir,
-        command="attack run",
-        config=cfg,
-        model=cfg.model,
-        seed=cfg.seed,
-        status="running",
-        started=started,
+    where = (
+        {"run_dir": run_dir, "flag": "--run-dir"}
+        if run_dir
+        else {"root": out, "flag": "--out" if out else None}
     )
-    run_campaign(cfg, run_dir, progress=progress)
-    tab = report(run_dir)
-    write_sidecar(
-        run_dir,
-        command="attack run",
-        config=cfg,
-        model=cfg.model,
-        seed=cfg.seed,
-        started=started,
-        extra={"report": tab.to_dict(orient="records")},
-    )
+    with open_run("attack run", cfg, folder="attack", model=cfg.model, seed=cfg.seed, **where) as run:
+        run.resume = shlex.join(["sublens", "attack", "run", config, "--run-dir", str(run.dir)])
+        console.print(f"run directory: {run.dir}")
+        run_campaign(cfg, run.dir, progress=progress, ray=ray_cfg)
+        tab = report(run.dir)
+        run.record(report=tab.to_dict(orient="records"))
     _print_report(tab, f"attack report ({cfg.method}, {cfg.model})")
+
+
+def _check_resume(run_dir: Path, cfg) -> None:
+    """Refuse a resume whose config differs from the stored one, before anything is written."""
+    from analysis.rerouting.campaign import check_resume
+
+    check_resume(run_dir, cfg, flag="--run-dir")
 
 
 def _print_report(tab, title: str) -> None:
@@ -82,6 +83,11 @@ def report_cmd(
     losses; optionally the defence view. Tables are saved next to the attempts."""
     from analysis.rerouting import campaign_defence, load_handle, report, stored_config, strict_judge
     from probes.runs import write_table
+
+    checks.input_folder(run_dir, "RUN_DIR", "campaign run")
+    checks.between(fpr, 0.0, 1.0, "--fpr", "e.g. 0.01 for 1%")
+    checks.at_least(n_harmless, 1, "--n-harmless")
+    checks.at_least(readout_layer, 0, "--readout-layer")
 
     handle = None
     if strict or judge_model or defence:

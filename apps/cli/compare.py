@@ -10,15 +10,16 @@ Each writes a run directory (parquet tables, HTML figures sharing one ``plotly.m
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
 from probes.errors import InputError
+from probes.runs import open_run
 
 app = typer.Typer(
     help="Compare representations: two LMs layer by layer, or CNNs across seeds.", no_args_is_help=True
@@ -32,25 +33,19 @@ def _write_figure(fig, path: Path) -> Path:
     return path
 
 
-def read_prompts(path: str | Path) -> list[str]:
+def read_prompts(path: str | Path, flag: str = "--prompts-file") -> list[str]:
     """Prompts from a text file: one per line; blank lines and lines starting with ``#`` are skipped."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(
-            f"prompts file {str(p)!r} does not exist; pass a text file with one prompt per line."
-        )
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-    prompts = [ln for ln in lines if ln and not ln.startswith("#")]
-    if not prompts:
-        raise InputError(f"prompts file {str(p)!r} holds no prompts; write one prompt per line.")
-    return prompts
+    from probes.datasets import load_prompt_lines
+
+    p = checks.input_file(str(path), flag, "prompts (one prompt per line)")
+    try:
+        return load_prompt_lines(p)
+    except InputError as err:
+        raise InputError(f"{flag}: {err}") from None
 
 
 def _split(value: str, name: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise InputError(f"--{name} is empty; give a comma-separated list.")
-    return items
+    return checks.items(value, f"--{name}")
 
 
 @app.command("layers")
@@ -69,21 +64,19 @@ def layers(
 ) -> None:
     """Layer x layer CKA between the residual streams (resid_post.*) of two models on the same prompts."""
     import torch
-    from safetensors.torch import save_file
 
-    from analysis.compare_layers import DEFAULT_PROMPTS, POOLINGS, best_matches, compare_layers
-    from probes.loading import load_model
-    from probes.runs import new_run_dir, write_sidecar, write_table
+    from analysis.compare_layers import DEFAULT_PROMPTS, POOLINGS
 
-    started = time.time()
-    if pooling not in POOLINGS:
-        raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}.")
+    checks.one_of(pooling, POOLINGS, "--pooling")
+    checks.one_of(backend, ("tl", "nnsight"), "--backend")
+    checks.at_least(batch_size, 1, "--batch-size")
+    checks.at_least(threads, 1, "--threads")
+    metric_list = [_metric(m, "--metrics") for m in _split(metrics, "metrics")]
     prompts = read_prompts(prompts_file) if prompts_file else list(DEFAULT_PROMPTS)
     if n_prompts is not None:
-        if n_prompts < 3:
-            raise InputError(f"--n-prompts must be >= 3 (CKA needs several samples), got {n_prompts}.")
+        checks.at_least(n_prompts, 1, "--n-prompts")
         prompts = prompts[:n_prompts]
-    metric_list = _split(metrics, "metrics")
+    _check_samples(len(prompts), metric_list)
     config = {
         "model_a": model_a,
         "model_b": model_b,
@@ -98,57 +91,76 @@ def layers(
     }
     old_threads = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
     try:
-        with console.status(f"loading {model_a} …"):
-            handle_a = load_model(model_a, backend="hf", progress=False)
-        if model_b == model_a:
-            handle_b = handle_a
-        else:
-            with console.status(f"loading {model_b} …"):
-                handle_b = load_model(model_b, backend="hf", progress=False)
-        console.print(f"[green]loaded[/] {handle_a!r}\n[green]loaded[/] {handle_b!r}")
-        res = compare_layers(
-            handle_a,
-            handle_b,
-            prompts,
-            pooling=pooling,
-            metrics=metric_list,
-            chat=chat,
-            backend=backend,
-            batch_size=batch_size,
-            progress=True,
-        )
+        with open_run("compare layers", config, root=out, flag="--out" if out else None, seed=0) as run:
+            _layers_run(run, model_a, model_b, prompts, config, batch_size)
     finally:
         torch.set_num_threads(old_threads)
-    best = best_matches(res.grid)
-    run_dir = new_run_dir("compare-layers", config, root=out)
-    write_table(res.grid, run_dir / "grid.parquet")
-    write_table(best, run_dir / "best_matches.parquet")
-    import pandas as pd
+    console.print(f"results: {run.dir}")
 
-    write_table(pd.DataFrame({"prompt": prompts}), run_dir / "prompts.parquet")
-    save_file({k: v.contiguous() for k, v in res.pooled_a.items()}, str(run_dir / "pooled_a.safetensors"))
+
+def _metric(name: str, flag: str) -> str:
+    from analysis.similarity import METRICS
+
+    return checks.one_of(name, sorted(METRICS), flag)
+
+
+def _check_samples(n: int, metric_list: list[str]) -> None:
+    """Refuse (or warn about) too few prompts for CKA before any model is loaded."""
+    from analysis.similarity.cka import check_cka_samples
+
+    ckas = [m for m in metric_list if m.endswith("cka")]
+    if not ckas:
+        return
+    try:
+        check_cka_samples(n, "prompts", debiased=ckas == ["debiased_cka"])
+    except InputError as err:
+        raise InputError(f"{err} Give more with --prompts-file, or raise --n-prompts.") from None
+
+
+def _layers_run(run, model_a: str, model_b: str, prompts: list[str], config: dict, batch_size: int) -> None:
+    import pandas as pd
+    from safetensors.torch import save_file
+
+    from analysis.compare_layers import best_matches, compare_layers
+    from probes.loading import load_model
+
+    with console.status(f"loading {model_a} …"):
+        handle_a = load_model(model_a, backend="hf", progress=False)
+    if model_b == model_a:
+        handle_b = handle_a
+    else:
+        with console.status(f"loading {model_b} …"):
+            handle_b = load_model(model_b, backend="hf", progress=False)
+    run.record(model=handle_a.name, pack_sha256=handle_a.pack_sha256)
+    run.record(model_b=handle_b.name, pack_sha256_b=handle_b.pack_sha256)
+    console.print(f"[green]loaded[/] {handle_a!r}\n[green]loaded[/] {handle_b!r}")
+    res = compare_layers(
+        handle_a,
+        handle_b,
+        prompts,
+        pooling=config["pooling"],
+        metrics=config["metrics"],
+        chat=config["chat"],
+        backend=config["backend"],
+        batch_size=batch_size,
+        progress=True,
+    )
+    best = best_matches(res.grid)
+    run.table(res.grid, "grid.parquet")
+    run.table(best, "best_matches.parquet")
+    run.table(pd.DataFrame({"prompt": prompts}), "prompts.parquet")
+    save_file({k: v.contiguous() for k, v in res.pooled_a.items()}, str(run.dir / "pooled_a.safetensors"))
     if handle_b is not handle_a:
-        save_file({k: v.contiguous() for k, v in res.pooled_b.items()}, str(run_dir / "pooled_b.safetensors"))
-    _write_figure(res.figure, run_dir / "grid.html")
+        save_file({k: v.contiguous() for k, v in res.pooled_b.items()}, str(run.dir / "pooled_b.safetensors"))
+    _write_figure(res.figure, run.dir / "grid.html")
     print_frame(
         best[["layer_a", "best_b", "value", "diagonal"]],
-        f"{metric_list[0]}: best layer of {handle_b.name} for each layer of {handle_a.name} "
-        f"({pooling} pooling, {len(prompts)} prompts)",
+        f"{config['metrics'][0]}: best layer of {handle_b.name} for each layer of {handle_a.name} "
+        f"({config['pooling']} pooling, {len(prompts)} prompts)",
         console,
     )
-    write_sidecar(
-        run_dir,
-        command="compare layers",
-        config=config,
-        model=handle_a.name,
-        pack_sha256=handle_a.pack_sha256,
-        seed=0,
-        started=started,
-        extra={"model_b": handle_b.name, "pack_sha256_b": handle_b.pack_sha256},
-    )
-    console.print(f"results: {run_dir}")
 
 
 @app.command("nets")
@@ -167,34 +179,46 @@ def nets(
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
 ) -> None:
     """Convergent learning: train digits CNNs with different seeds and match their units and layers."""
-    from analysis.convergent import (
-        ConvergentConfig,
-        cka_figure,
-        matching_figure,
-        run_convergent,
-        sparse_figure,
-    )
-    from probes.runs import new_run_dir, write_sidecar, write_table
+    from analysis.convergent import ConvergentConfig
 
-    started = time.time()
-    if seeds < 2:
-        raise InputError(f"--seeds must be >= 2 (nets to compare), got {seeds}.")
-    try:
-        alpha_list = [float(a) for a in _split(alphas, "alphas")]
-    except ValueError:
-        raise InputError(f"--alphas must be comma-separated numbers, got {alphas!r}.") from None
-    cfg = ConvergentConfig(
-        seeds=list(range(first_seed, first_seed + seeds)),
-        epochs=epochs,
-        layers=_split(layers, "layers"),
-        lasso_alphas=alpha_list,
-        conv_units=conv_units,  # type: ignore[arg-type]
-        cka_conv=cka_conv,  # type: ignore[arg-type]
-        cka_metric=cka_metric,
-        n_clusters=n_clusters,
-        n_random=n_random,
-        seed=seed,
-    )
+    checks.at_least(seeds, 2, "--seeds", "nets to compare")
+    checks.at_least(first_seed, 0, "--first-seed")
+    checks.at_least(epochs, 1, "--epochs")
+    layer_list = [
+        checks.one_of(x, ("conv1", "conv2", "fc1", "logits"), "--layers") for x in _split(layers, "layers")
+    ]
+    alpha_list = list(checks.floats(alphas, "--alphas", "0.003,0.01,0.03"))
+    if any(a <= 0 for a in alpha_list):
+        raise InputError(f"--alphas {alphas} must all be > 0 (lasso penalties).")
+    checks.one_of(conv_units, ("positions", "mean"), "--conv-units")
+    checks.one_of(cka_conv, ("mean", "flatten"), "--cka-conv")
+    _metric(cka_metric, "--cka-metric")
+    checks.at_least(n_clusters, 2, "--n-clusters")
+    checks.at_least(n_random, 1, "--n-random")
+    checks.at_least(seed, 0, "--seed")
+    with checks.as_flags({"seeds": "--seeds", "lasso_alphas": "--alphas"}):
+        cfg = ConvergentConfig(
+            seeds=list(range(first_seed, first_seed + seeds)),
+            epochs=epochs,
+            layers=layer_list,
+            lasso_alphas=alpha_list,
+            conv_units=conv_units,  # type: ignore[arg-type]
+            cka_conv=cka_conv,  # type: ignore[arg-type]
+            cka_metric=cka_metric,
+            n_clusters=n_clusters,
+            n_random=n_random,
+            seed=seed,
+        )
+    with open_run(
+        "compare nets", cfg, root=out, flag="--out" if out else None, model="digits-cnn", seed=seed
+    ) as run:
+        _nets_run(run, cfg)
+    console.print(f"results: {run.dir}")
+
+
+def _nets_run(run, cfg) -> None:
+    from analysis.convergent import cka_figure, matching_figure, run_convergent, sparse_figure
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("training", total=None)
@@ -203,12 +227,11 @@ def nets(
             bar.update(task, completed=done, total=total, description=message)
 
         res = run_convergent(cfg, progress=progress)
-    run_dir = new_run_dir("compare-nets", cfg, root=out)
     for name, df in res.tables().items():
-        write_table(df, run_dir / f"{name}.parquet")
-    _write_figure(matching_figure(res.matching), run_dir / "matching.html")
-    _write_figure(sparse_figure(res.sparse), run_dir / "sparse.html")
-    _write_figure(cka_figure(res.cka), run_dir / "cka.html")
+        run.table(df, f"{name}.parquet")
+    _write_figure(matching_figure(res.matching), run.dir / "matching.html")
+    _write_figure(sparse_figure(res.sparse), run.dir / "sparse.html")
+    _write_figure(cka_figure(res.cka), run.dir / "cka.html")
 
     print_frame(res.accuracy, "digits CNNs: accuracy per seed", console)
     print_frame(
@@ -231,18 +254,7 @@ def nets(
         f"layer identification ({cfg.cka_metric}, argmax over layers): "
         f"[bold]{res.layer_id_accuracy():.3f}[/] of {len(res.layer_id)} lookups"
     )
-    write_sidecar(
-        run_dir,
-        command="compare nets",
-        config=cfg,
-        model="digits-cnn",
-        seed=seed,
-        started=started,
-        extra={
-            "test_accuracy": dict(
-                zip(res.accuracy.seed.astype(str), res.accuracy.test_accuracy, strict=True)
-            ),
-            "layer_identification_accuracy": res.layer_id_accuracy(),
-        },
+    run.record(
+        test_accuracy=dict(zip(res.accuracy.seed.astype(str), res.accuracy.test_accuracy, strict=True)),
+        layer_identification_accuracy=res.layer_id_accuracy(),
     )
-    console.print(f"results: {run_dir}")

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from apps.cli import checks
+from probes.errors import InputError
 from probes.packs import DEFAULT_MODEL
 
 console = Console()
@@ -27,17 +29,39 @@ def demo(
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
 ) -> None:
     """Run a prompt on the default model and print its residual stream, layer by layer."""
+    from probes.runs import open_run
+
+    checks.one_of(backend, ("tl", "nnsight"), "--backend")
+    checks.at_least(max_new_tokens, 1, "--max-new-tokens")
+    if not prompt.strip():
+        raise InputError("--prompt is empty; give the text to answer, e.g. --prompt 'What is 2+2?'.")
+    config = {
+        "model": model,
+        "prompt": prompt,
+        "backend": backend,
+        "max_new_tokens": max_new_tokens,
+        "seed": 0,
+    }
+    with open_run("demo", config, root=out, flag="--out" if out else None, seed=0) as run:
+        df = _demo(run, model, prompt, backend, max_new_tokens)
+        run.table(df, "residual_stream.parquet")
+    console.print(f"results: {run.dir}")
+
+
+def _demo(run, model: str, prompt: str, backend: str, max_new_tokens: int) -> pd.DataFrame:
+    """Load, answer, capture and print the logit-lens table; returns its rows."""
     from probes.capture import capture
     from probes.lens import logit_lens
     from probes.loading import load_model
-    from probes.runs import new_run_dir, write_sidecar, write_table
 
     started = time.time()
     with console.status(f"loading {model} …"):
         handle = load_model(model, backend=backend)
+    run.record(model=handle.name, pack_sha256=handle.pack_sha256)
     console.print(f"[green]loaded[/] {handle!r} in {time.time() - started:.1f} s")
 
     answer = handle.generate(prompt, max_new_tokens=max_new_tokens)
+    run.record(answer=answer)
     console.print(f"[bold]prompt:[/] {prompt}\n[bold]answer:[/] {answer.strip()}")
 
     acts = capture(handle, [prompt], "resid_post.*", backend=backend)
@@ -54,8 +78,6 @@ def demo(
                 "lens_top_prob": p.item(),
             }
         )
-    df = pd.DataFrame(rows)
-
     table = Table(title=f"residual stream at the last prompt token ({handle.name}, {backend})")
     for col in ("layer", "‖resid‖", "logit-lens top token", "p"):
         table.add_column(col, justify="right" if col != "logit-lens top token" else "left")
@@ -64,24 +86,4 @@ def demo(
             str(r["layer"]), f"{r['resid_norm']:.1f}", repr(r["lens_top_token"]), f"{r['lens_top_prob']:.3f}"
         )
     console.print(table)
-
-    config = {
-        "model": model,
-        "prompt": prompt,
-        "backend": backend,
-        "max_new_tokens": max_new_tokens,
-        "seed": 0,
-    }
-    run_dir = new_run_dir("demo", config, root=out)
-    write_table(df, run_dir / "residual_stream.parquet")
-    write_sidecar(
-        run_dir,
-        command="demo",
-        config=config,
-        model=handle.name,
-        pack_sha256=handle.pack_sha256,
-        seed=0,
-        started=started,
-        extra={"answer": answer},
-    )
-    console.print(f"results: {run_dir}")
+    return pd.DataFrame(rows)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
-from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
 from probes.errors import InputError
 
@@ -16,17 +17,24 @@ app = typer.Typer(help="Rank-1 OV-component weight edits (search, apply).", no_a
 console = Console()
 
 
-def _floats(text: str, what: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(f"{what} must be comma-separated numbers such as 0,0.5,2,3; got {text!r}.") from None
+def _ns(n_min: int, n_max: int, prefix: str = "") -> tuple[int, ...]:
+    return checks.list_lengths(n_min, n_max, f"--{prefix}n-min", f"--{prefix}n-max")
 
 
-def _ns(n_min: int, n_max: int) -> tuple[int, ...]:
-    if n_min < 2 or n_max < n_min:
-        raise InputError(f"list lengths must satisfy 2 <= n_min <= n_max, got n_min={n_min}, n_max={n_max}.")
-    return tuple(range(n_min, n_max + 1))
+def _heads(heads: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for h in (x.strip() for x in heads.split(",") if x.strip()):
+        try:
+            layer, hd = (int(x) for x in h.split("."))
+        except ValueError:
+            raise InputError(f"--heads items must look like LAYER.HEAD (e.g. 21.5), got {h!r}.") from None
+        if layer < 0 or hd < 0:
+            raise InputError(f"--heads item {h!r}: layer and head must be >= 0.")
+        out.append((layer, hd))
+    return tuple(out)
+
+
+_SEARCH_FLAGS = {"dev_n": "--dev-n-min/--dev-n-max", "top_k": "--top-k", "alphas": "--alphas"}
 
 
 def _load(model: str):
@@ -55,64 +63,116 @@ def search(
     seed: int = typer.Option(0, help="prompt and null seed"),
     resume: str = typer.Option(None, help="resume this run directory (its saved config is used)"),
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
+    ray: str = checks.RAY_OPTION,
+    workers: int = checks.WORKERS_OPTION,
 ) -> None:
     """Search (candidate, α) rescalings on the dev split, combine the best, report on the test split."""
-    from analysis.edit_search import EditSearchConfig, run_edit_search
-    from probes.runs import new_run_dir
+    from analysis.edit_search import EditSearchConfig, check_resume, run_edit_search
+    from probes.runs import check_writable, open_run
+
+    ray_cfg = checks.ray_config(ray, workers)
 
     if resume:
-        run_dir = Path(resume)
-        cfg_file = run_dir / "config.json"
-        if not cfg_file.is_file():
-            raise InputError(
-                f"--resume {resume}: no config.json there; pass a run directory of 'edit search'."
-            )
-        saved = json.loads(cfg_file.read_text())
-        config = EditSearchConfig.parse(saved["config"])  # run_edit_search checks the model
+        run_dir, config = _resume_config(resume)
+        check_writable(run_dir, "--resume")
+        handle = _load(model)
+        check_resume(run_dir, handle.name, config)
+        where = {"run_dir": run_dir, "flag": "--resume"}
     else:
-        head_list = []
-        for h in (x.strip() for x in heads.split(",") if x.strip()):
-            try:
-                layer, hd = (int(x) for x in h.split("."))
-            except ValueError:
-                raise InputError(f"--heads items must look like LAYER.HEAD (e.g. 21.5), got {h!r}.") from None
-            head_list.append((layer, hd))
-        config = EditSearchConfig(
-            top_k=top_k,
-            alphas=_floats(alphas, "--alphas"),
-            modes=modes,
-            min_receiver_layer=min_receiver_layer,
-            heads=tuple(head_list),
-            head_components=head_components,
-            dev_n=_ns(dev_n_min, dev_n_max),
-            dev_per_n=dev_per_n,
-            n_weight_power=n_weight_power,
-            n_combine=n_combine,
-            test_per_n=test_per_n,
-            ioi_prompts=ioi_prompts,
-            seed=seed,
+        for value, flag in (
+            (top_k, "--top-k"),
+            (head_components, "--head-components"),
+            (n_combine, "--n-combine"),
+        ):
+            checks.at_least(value, 0, flag)
+        for value, flag in ((dev_per_n, "--dev-per-n"), (test_per_n, "--test-per-n")):
+            checks.at_least(value, 1, flag)
+        checks.at_least(ioi_prompts, 0, "--ioi-prompts", "0 skips IOI")
+        checks.at_least(min_receiver_layer, 0, "--min-receiver-layer")
+        checks.at_least(seed, 0, "--seed")
+        alpha_list = checks.floats(alphas, "--alphas")
+        if 1.0 in alpha_list:
+            raise InputError(
+                f"--alphas {alphas}: 1 is the unedited model (always scored as the baseline); drop it."
+            )
+        with checks.as_flags(_SEARCH_FLAGS):
+            config = EditSearchConfig(
+                top_k=top_k,
+                alphas=alpha_list,
+                modes=checks.modes(modes),
+                min_receiver_layer=min_receiver_layer,
+                heads=_heads(heads),
+                head_components=head_components,
+                dev_n=_ns(dev_n_min, dev_n_max, "dev-"),
+                dev_per_n=dev_per_n,
+                n_weight_power=n_weight_power,
+                n_combine=n_combine,
+                test_per_n=test_per_n,
+                ioi_prompts=ioi_prompts,
+                seed=seed,
+            )
+        handle = None
+        where = {"root": out, "flag": "--out" if out else None}
+    with open_run("edit search", {"model": model, **config.to_json()}, seed=config.seed, **where) as run:
+        run.record(config=config)
+        run.resume = shlex.join(["sublens", "edit", "search", model, "--resume", str(run.dir)])
+        console.print(f"run directory: {run.dir}")
+        handle = handle or _load(model)
+        run.record(model=handle.name, pack_sha256=handle.pack_sha256)
+        _check_for_model(handle, config)
+        res = run_edit_search(handle, config, run.dir, progress=True, ray=ray_cfg)
+    _print_search(res, handle.name)
+    console.print(f"results: {run.dir}")
+
+
+def _check_for_model(handle, config) -> None:
+    """Checks that need the model's size, before any compute."""
+    n_layers = handle.info.n_layers
+    if config.min_receiver_layer is not None and config.min_receiver_layer >= n_layers:
+        raise InputError(
+            f"--min-receiver-layer {config.min_receiver_layer} is out of range: {handle.name} has layers "
+            f"0..{n_layers - 1}."
         )
-        run_dir = None
-    handle = _load(model)
-    if run_dir is None:
-        run_dir = new_run_dir("edit-search", {"model": model, **config.to_json()}, root=out)
-    console.print(f"run directory: {run_dir}")
-    res = run_edit_search(handle, config, run_dir, progress=True)
+    for layer, head in config.heads:
+        if layer >= n_layers or head >= handle.info.n_heads:
+            raise InputError(
+                f"--heads {layer}.{head} is out of range: {handle.name} has layers 0..{n_layers - 1} and "
+                f"heads 0..{handle.info.n_heads - 1}."
+            )
+    checks.check_list_vocab(handle.tokenizer, config.dev_n, "dev", "--dev-n-max")
+
+
+def _resume_config(resume: str):
+    """The run folder and saved config of ``--resume``."""
+    from analysis.edit_search import EditSearchConfig
+
+    run_dir = checks.input_folder(resume, "--resume", "'edit search' run")
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.is_file():
+        raise InputError(f"--resume {resume}: no config.json there; pass a run directory of 'edit search'.")
+    try:
+        return run_dir, EditSearchConfig.parse(json.loads(cfg_file.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(
+            f"--resume {resume}: config.json is unreadable ({err}); start a new search."
+        ) from None
+
+
+def _print_search(res, name: str) -> None:
     console.print(
         f"dev score: baseline {res.baseline['score']:.3f} → best {res.best['score']:.3f} ({res.best['key']})"
     )
-    if res.test_by_n is not None:
-        print_frame(res.test_by_n, f"Laundry List test accuracy by N ({handle.name})", console)
-        rep = res.report
-        console.print(
-            f"largest gain: {rep['max_gain_pp']:+.1f} pp at N={rep['max_gain_n']}; IOI logit diff "
-            f"{rep['ioi_logit_diff'][0]} → {rep['ioi_logit_diff'][1]}; LM loss {rep['lm_loss'][0]:.4f} → "
-            f"{rep['lm_loss'][1]:.4f} ({rep['lm_loss_rel_change_pct']:+.2f}%)"
-        )
-        console.print(f"edit saved: {res.spec_path}")
-    else:
+    if res.test_by_n is None:
         console.print("[yellow]no edit beat the baseline on the dev split; nothing saved[/]")
-    console.print(f"results: {run_dir}")
+        return
+    print_frame(res.test_by_n, f"Laundry List test accuracy by N ({name})", console)
+    rep = res.report
+    console.print(
+        f"largest gain: {rep['max_gain_pp']:+.1f} pp at N={rep['max_gain_n']}; IOI logit diff "
+        f"{rep['ioi_logit_diff'][0]} → {rep['ioi_logit_diff'][1]}; LM loss {rep['lm_loss'][0]:.4f} → "
+        f"{rep['lm_loss'][1]:.4f} ({rep['lm_loss_rel_change_pct']:+.2f}%)"
+    )
+    console.print(f"edit saved: {res.spec_path}")
 
 
 @app.command("apply")
@@ -131,10 +191,14 @@ def apply(
     from probes.lm_loss import lm_loss
 
     started = time.time()
+    ns = list(_ns(n_min, n_max))
+    checks.at_least(per_n, 1, "--per-n")
+    checks.at_least(seed, 0, "--seed")
+    checks.input_file(edit, "EDIT", "edit spec .json")
     spec = EditSpec.load(edit)
     handle = _load(model)
     spec.check(handle)  # wrong model → InputError before any work
-    ns = list(_ns(n_min, n_max))
+    checks.check_list_vocab(handle.tokenizer, ns, "test", "--n-max")
     texts = heldout_texts()
 
     def measure():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 from rich.console import Console
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
 
 app = typer.Typer(help="The Laundry List task.", no_args_is_help=True)
@@ -27,9 +26,13 @@ def evaluate(
     """Score the model on Laundry List prompts (and IOI) and save the tables."""
     from analysis.tasks.evaluate import evaluate_ioi, evaluate_laundry
     from probes.loading import load_model
-    from probes.runs import new_run_dir, write_sidecar, write_table
+    from probes.runs import open_run
 
-    started = time.time()
+    ns = checks.list_lengths(n_min, n_max, "--n-min", "--n-max")
+    checks.at_least(per_n, 1, "--per-n")
+    checks.one_of(split, ("dev", "test"), "--split")
+    checks.at_least(ioi_prompts, 0, "--ioi-prompts", "0 skips IOI")
+    checks.at_least(seed, 0, "--seed")
     config = {
         "model": model,
         "n_min": n_min,
@@ -39,26 +42,19 @@ def evaluate(
         "ioi_prompts": ioi_prompts,
         "seed": seed,
     }
-    with console.status(f"loading {model} …"):
-        handle = load_model(model, backend="hf")
-    res = evaluate_laundry(handle, n_items=range(n_min, n_max + 1), n_per_n=per_n, split=split, seed=seed)
-    run_dir = new_run_dir("laundry-eval", config, root=out)
-    write_table(res.scored.astype({"items": str, "item_ids": str}), run_dir / "laundry_scored.parquet")
-    write_table(res.by_n, run_dir / "laundry_by_n.parquet")
-    write_table(res.by_position, run_dir / "laundry_by_position.parquet")
-    print_frame(res.by_n, f"Laundry List accuracy by N ({handle.name}, {split} items)", console)
-    if ioi_prompts:
-        scored, summary = evaluate_ioi(handle, n_prompts=ioi_prompts, seed=seed)
-        write_table(scored, run_dir / "ioi_scored.parquet")
-        write_table(summary, run_dir / "ioi_summary.parquet")
-        print_frame(summary, f"IOI ({handle.name})", console)
-    write_sidecar(
-        run_dir,
-        command="laundry eval",
-        config=config,
-        model=handle.name,
-        pack_sha256=handle.pack_sha256,
-        seed=seed,
-        started=started,
-    )
-    console.print(f"results: {run_dir}")
+    with open_run("laundry eval", config, root=out, flag="--out" if out else None, seed=seed) as run:
+        with console.status(f"loading {model} …"):
+            handle = load_model(model, backend="hf")
+        run.record(model=handle.name, pack_sha256=handle.pack_sha256)
+        checks.check_list_vocab(handle.tokenizer, ns, split, "--n-max")
+        res = evaluate_laundry(handle, n_items=ns, n_per_n=per_n, split=split, seed=seed)
+        run.table(res.scored.astype({"items": str, "item_ids": str}), "laundry_scored.parquet")
+        run.table(res.by_n, "laundry_by_n.parquet")
+        run.table(res.by_position, "laundry_by_position.parquet")
+        print_frame(res.by_n, f"Laundry List accuracy by N ({handle.name}, {split} items)", console)
+        if ioi_prompts:
+            scored, summary = evaluate_ioi(handle, n_prompts=ioi_prompts, seed=seed)
+            run.table(scored, "ioi_scored.parquet")
+            run.table(summary, "ioi_summary.parquet")
+            print_frame(summary, f"IOI ({handle.name})", console)
+    console.print(f"results: {run.dir}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 from rich.console import Console
 
+from apps.cli import checks
 from apps.cli.tables import print_frame
+from probes.errors import InputError
 
 app = typer.Typer(
     help="Refusal subspaces: probes, difference-of-means directions, checks.", no_args_is_help=True
@@ -35,41 +35,51 @@ def fit(
     from analysis.refusal.pipeline import RefusalConfig, fit_refusal
     from probes.datasets import shared_refusal_split
     from probes.loading import load_model
-    from probes.runs import new_run_dir, write_sidecar
+    from probes.runs import open_run
 
-    started = time.time()
-    cfg = RefusalConfig(
-        n_train=n_train, n_val=n_val, layer=layer, max_new_tokens=max_new_tokens, generate=generate, seed=seed
-    )
+    checks.at_least(n_train, 2, "--n-train", "train prompts per class")
+    checks.at_least(n_val, 1, "--n-val", "validation prompts per class")
+    checks.at_least(layer, 0, "--layer")
+    checks.at_least(max_new_tokens, 1, "--max-new-tokens")
+    checks.at_least(seed, 0, "--seed")
+    if data is not None:
+        checks.input_folder(data, "--data", "refusal data (harmful_train.json, ...)")
+    with checks.as_flags():
+        cfg = RefusalConfig(
+            n_train=n_train,
+            n_val=n_val,
+            layer=layer,
+            max_new_tokens=max_new_tokens,
+            generate=generate,
+            seed=seed,
+        )
     splits = {
         name: shared_refusal_split(name, limit=n_train if name.endswith("train") else n_val, root=data)
         for name in ("harmful_train", "harmless_train", "harmful_val", "harmless_val")
     }
-    with console.status(f"loading {model} …"):
-        handle = load_model(model, backend="hf", progress=False)
-    torch.manual_seed(seed)
-    res = fit_refusal(handle, **splits, config=cfg)
-    run_dir = new_run_dir("refusal-fit", {"model": model, **cfg.to_json()}, root=out)
-    res.save(run_dir)
-    print_frame(res.probes.table, f"Refusal probe accuracy by layer ({handle.name})", console)
-    if not res.generations.empty:
-        print_frame(res.summary, f"Refusal rate (matcher; direction layer {res.layer})", console)
-    print_frame(res.heads.head(10), "Top heads writing the refusal direction", console)
-    write_sidecar(
-        run_dir,
-        command="refusal fit",
-        config=cfg,
-        model=handle.name,
-        pack_sha256=handle.pack_sha256,
-        seed=seed,
-        started=started,
-        extra={
-            "layer": res.layer,
-            "best_probe_layer": res.probes.best_layer,
-            "best_val_acc": float(res.probes.table["val_acc"].max()),
-            "sizes": {k: len(v) for k, v in splits.items()},
-            "timings": res.timings,
-        },
-    )
+    flag = "--out" if out else None
+    with open_run("refusal fit", {"model": model, **cfg.to_json()}, root=out, flag=flag, seed=seed) as run:
+        run.record(config=cfg)
+        with console.status(f"loading {model} …"):
+            handle = load_model(model, backend="hf", progress=False)
+        run.record(model=handle.name, pack_sha256=handle.pack_sha256)
+        if layer is not None and layer >= handle.info.n_layers:
+            raise InputError(
+                f"--layer {layer} is out of range: {handle.name} has layers 0..{handle.info.n_layers - 1}."
+            )
+        torch.manual_seed(seed)
+        res = fit_refusal(handle, **splits, config=cfg)
+        res.save(run.dir)
+        print_frame(res.probes.table, f"Refusal probe accuracy by layer ({handle.name})", console)
+        if not res.generations.empty:
+            print_frame(res.summary, f"Refusal rate (matcher; direction layer {res.layer})", console)
+        print_frame(res.heads.head(10), "Top heads writing the refusal direction", console)
+        run.record(
+            layer=res.layer,
+            best_probe_layer=res.probes.best_layer,
+            best_val_acc=float(res.probes.table["val_acc"].max()),
+            sizes={k: len(v) for k, v in splits.items()},
+            timings=res.timings,
+        )
     console.print(f"direction layer {res.layer}; best probe layer {res.probes.best_layer}")
-    console.print(f"results: {run_dir}")
+    console.print(f"results: {run.dir}")

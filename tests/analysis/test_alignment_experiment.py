@@ -123,8 +123,8 @@ def test_only_impossible_dims_is_an_error():
     cfg = AlignmentConfig(seeds=[0], n_anchors=[20], n_query=10, dims=[8], methods=["cca"], n_semantic=0)
     r = np.random.default_rng(0)
     feats = ({"a": r.normal(size=(30, 3))}, {"b": r.normal(size=(30, 3))})
-    with pytest.raises(InputError, match="nothing to evaluate"):
-        run_experiment(cfg, features=feats)
+    with pytest.raises(InputError, match=r"d = 8 is larger than any encoder pair supports.*dims <= 3"):
+        run_experiment(cfg, features=feats)  # refused before aligning, not silently dropped
 
 
 def test_precomputed_features_must_cover_the_pool():

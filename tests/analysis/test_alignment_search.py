@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -108,3 +109,29 @@ def test_pointnet_and_minilm_beat_chance():
     assert (family[best] == family).mean() > 0.6  # 0.84 measured; chance ~ 1 / n_families
     hits = search_shapes(g, "a big torus", k=5)
     assert (hits["family"] == "torus").sum() >= 3, hits
+
+
+def test_query_attributes_reads_back_every_generated_caption():
+    """Round trip over the caption templates and synonyms: the parser recovers all captioned attributes."""
+    from analysis.alignment.search import query_attributes
+
+    pool = make_shapes(600, seed=3, n_points=8)
+    for caption, row in zip(pool.captions, pool.attributes.itertuples(), strict=True):
+        want = {a: getattr(row, a) for a in ("family", "size", "aspect", "count", "hole")}
+        want = {a: v for a, v in want.items() if not pd.isna(v)}
+        assert query_attributes(caption) == want, caption
+
+
+def test_same_attributes_compares_only_what_the_query_names():
+    """Issue 14: "a big torus" names family and size only, so every large torus counts as a match, and a
+    query that names nothing gives <NA> rather than a verdict."""
+    g = planted()
+    hits = search_shapes(g, "a big torus", k=len(g.shapes))
+    attrs = g.shapes.attributes.set_index(np.arange(len(g.shapes)))
+    want = (attrs["family"] == "torus") & (attrs["size"] == "large")
+    assert hits.attrs["query"] == {"family": "torus", "size": "large"}
+    assert hits["same_attributes"].tolist() == want.to_numpy()[hits["shape"]].tolist()
+    assert hits["same_attributes"].any()  # the gallery has large tori, and they are marked
+    assert hits["same_attributes"].iloc[0]  # planted text signal: a large torus ranks first
+    vague = search_shapes(g, "something nice", k=3)
+    assert vague["same_attributes"].isna().all() and vague.attrs["query"] == {}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from analysis.compare_layers import DEFAULT_PROMPTS, best_matches, compare_layers, pool_activations
+from analysis.similarity import SmallSampleWarning
 from probes.capture import capture
 from probes.errors import InputError
 from probes.testing import tiny_handle
@@ -76,8 +77,10 @@ def test_mean_pooling_excludes_padding_and_last_matches_capture(tiny):
 def test_bad_input(tiny):
     with pytest.raises(InputError, match="empty"):
         compare_layers(tiny, tiny, [], progress=False)
-    with pytest.raises(InputError, match="at least 3 prompts"):
-        compare_layers(tiny, tiny, PROMPTS[:2], progress=False)
+    with pytest.raises(InputError, match=r"3 prompts are too few for CKA.*at least 32 prompts"):
+        compare_layers(tiny, tiny, PROMPTS[:3], progress=False)
+    with pytest.warns(SmallSampleWarning, match=r"6 prompts is biased high.*debiased_cka"):
+        compare_layers(tiny, tiny, PROMPTS, progress=False)
     with pytest.raises(InputError, match="single string"):
         compare_layers(tiny, tiny, "the cat sat", progress=False)
     with pytest.raises(InputError, match="unknown pooling 'max'"):

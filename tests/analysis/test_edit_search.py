@@ -93,6 +93,22 @@ def test_killed_search_resumes_from_its_log(tmp_path):
     assert {r["key"]: r["score"] for r in again.records} == {r["key"]: r["score"] for r in first.records}
 
 
+def test_search_on_ray_gives_the_single_process_records(tmp_path):
+    """Baseline and single edits evaluated by 2 Ray workers: the same keys and dev scores."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[scale]')")
+    from probes.organism import load_organism
+    from probes.scaleout import RayConfig
+
+    organism = load_organism()
+    cfg = EditSearchConfig(
+        top_k=0, components=((1, 3, 1), (2, 1, 0)), alphas=(0.0, 2.0), dev_n=(2, 3), dev_per_n=2, n_combine=2
+    )
+    one = run_edit_search(organism, cfg, tmp_path / "one", progress=False, report=False)
+    ray = run_edit_search(organism, cfg, tmp_path / "ray", progress=False, report=False, ray=RayConfig())
+    assert {r["key"]: r["score"] for r in ray.records} == {r["key"]: r["score"] for r in one.records}
+    assert len(ray.records) == len(one.records) and ray.best["key"] == one.best["key"]
+
+
 @pytest.mark.pack
 def test_search_resumes_and_spec_reapplies(smollm2, tmp_path):
     import torch

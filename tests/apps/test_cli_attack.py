@@ -106,4 +106,4 @@ def test_bad_config_errors(tmp_path):
     out = sublens("attack", "run", str(path), "--run-dir", str(tmp_path / "r4"))
     assert out.returncode == 2 and "steps belongs in the [optimiser] table" in " ".join(out.stderr.split())
     out = sublens("attack", "report", str(tmp_path / "nothing"))
-    assert out.returncode == 2 and "No attempts" in out.stderr
+    assert out.returncode == 2 and "does not exist" in out.stderr

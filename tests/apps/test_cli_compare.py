@@ -72,6 +72,9 @@ def test_layers_writes_a_run(tmp_path, tiny_models, prompts_file):
 
 
 def test_layers_with_itself_and_n_prompts(tmp_path, tiny_models, prompts_file):
+    prompts_file.write_text(
+        prompts_file.read_text() + "the mat was red\n"
+    )  # 5 prompts, 4 used (CKA's minimum)
     res = runner.invoke(
         app,
         [
@@ -81,7 +84,7 @@ def test_layers_with_itself_and_n_prompts(tmp_path, tiny_models, prompts_file):
             "--prompts-file",
             str(prompts_file),
             "--n-prompts",
-            "3",
+            "4",
             "--out",
             str(tmp_path),
         ],
@@ -127,10 +130,10 @@ def test_nets_writes_a_run(tmp_path):
 def test_nets_bad_input(tmp_path):
     cases = [
         (["--seeds", "1"], "--seeds"),
-        (["--layers", "conv1,conv3"], "unknown layer 'conv3'"),
+        (["--layers", "conv1,conv3"], "--layers 'conv3' is not one of"),
         (["--alphas", "0.1,abc"], "--alphas"),
-        (["--alphas", "-1"], "positive"),
-        (["--conv-units", "pixels"], "conv_units"),
+        (["--alphas", "-1"], "must all be > 0"),
+        (["--conv-units", "pixels"], "--conv-units 'pixels'"),
     ]
     for extra, msg in cases:
         res = runner.invoke(app, ["nets", *extra, "--out", str(tmp_path)])

@@ -58,4 +58,4 @@ def test_refusal_fit_too_few_prompts_names_the_option():
     from probes.errors import InputError
 
     res = runner.invoke(app, ["tiny", "--n-train", "1"])
-    assert isinstance(res.exception, InputError) and "n_train" in str(res.exception)
+    assert isinstance(res.exception, InputError) and "--n-train 1" in str(res.exception)

@@ -12,8 +12,12 @@ from apps.dashboard.state import (
     check_prompt,
     check_range,
     on_manual,
+    on_pick,
     on_selection,
     pair_from_selection,
+    pair_text,
+    parse_pair,
+    zoom_around,
 )
 
 
@@ -73,7 +77,36 @@ def test_state_sequence_click_manual_rerun_clear():
     assert s.pair == ((0, 2), (2, 2))
     # clearing the selection (double click) closes the panel
     s = on_selection(s, {"points": []}, 3, 4)
-    assert s == GridState(None, None)
+    assert s.pair is None
+
+
+def test_a_new_widget_does_not_close_the_pair():
+    s = on_selection(GridState(), {"points": [pt(0, 0, 1, 1, 2.0)]}, 3, 4, widget="g1")
+    s = on_selection(s, None, 3, 4, widget="g2")  # mode or zoom changed: a new, empty chart
+    assert s.pair == ((0, 0), (1, 1))
+    s = on_pick(s, "table", "t1", ((1, 2), (2, 3)))  # a table row click opens its pair
+    assert s.pair == ((1, 2), (2, 3))
+    s = on_selection(s, None, 3, 4, widget="g2")  # the chart unchanged: the row's pair stays
+    assert s.pair == ((1, 2), (2, 3))
+    s = on_pick(s, "table", "t1", ((1, 2), (2, 3)))  # the same row still selected on the next run
+    assert s.pair == ((1, 2), (2, 3))
+
+
+@pytest.mark.parametrize("text", ["", "L0.H1", "L0.H1-L0.H2", "L0.H4-L1.H0", "L0.H1-L3.H0", "x"])
+def test_bad_url_pair_is_ignored(text):
+    assert parse_pair(text, 3, 4) is None
+
+
+def test_url_pair_round_trip():
+    pair = ((1, 3), (2, 0))
+    assert parse_pair(pair_text(pair), 3, 4) == pair
+
+
+def test_zoom_window_stays_inside_the_model():
+    for layer in range(30):
+        first, last = zoom_around(layer, 30)
+        assert 0 <= first <= layer <= last <= 29 and last - first == 4
+    assert zoom_around(1, 3) == (0, 2)
 
 
 def test_limits():

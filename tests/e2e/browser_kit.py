@@ -1,13 +1,18 @@
 """Shared pieces of the dashboard's browser tests: where chromium is, its flags, and page helpers.
 
-Fixtures (the app server, the browser, a fresh page) live in ``conftest.py`` beside this file.
+Fixtures (the app server, the browser, a fresh page) live in ``conftest.py`` beside this file;
+:func:`serve` starts a server (the fixture's, a second one on another cache, the benchmark's).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 CHROMIUM = os.environ.get("SUBLENS_CHROMIUM") or shutil.which("chromium")  # Debian's package
@@ -75,3 +80,70 @@ def _wait_rows(page, header: str, ok, timeout_s: float = 120) -> list[list[str]]
 def _warm(page, url: str) -> None:
     page.goto(f"{url}/")  # the default page (channels) lives at the root
     page.locator(GRID_POINTS).first.wait_for(timeout=180_000)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(model: str = MODEL, env: dict | None = None, log_name: str = "server.log", timeout_s: float = 90):
+    """Run ``sublens app``'s ``streamlit run`` command on a free localhost port; yield ``(url, seconds to
+    healthy)``. ``env`` adds environment variables (e.g. ``SUBLENS_CACHE``); the log goes to artifacts/."""
+    from apps.cli.app import streamlit_command
+
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    full_env = {**os.environ, "SUBLENS_APP_MODEL": model, "OMP_NUM_THREADS": "1", **(env or {})}
+    with open(ARTIFACTS / log_name, "w") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            streamlit_command("127.0.0.1", port), env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout_s
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(
+                        f"streamlit did not start (exit {proc.poll()}); see {ARTIFACTS / log_name}"
+                    )
+                time.sleep(0.2)
+            yield url, time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def nav(page, title: str) -> None:
+    """Switch page inside the same Streamlit session (the sidebar's navigation, no reload)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
+    _wait_idle(page, 180_000)
+
+
+def panel_heading(page, timeout_ms: int = 120_000) -> str:
+    """Text of the open pair's heading (``L0.H1 → L2.H3 (Q composition)``)."""
+    heading = page.locator("h3", has_text="composition").first
+    heading.wait_for(timeout=timeout_ms)
+    return heading.inner_text().strip()
+
+
+def click_table_row(page, row: int, table_index: int = 0) -> None:
+    """Click the row-selection cell of row ``row`` (0-based) of the page's ``table_index``-th st.dataframe
+    (a canvas grid: 35 px header, 35 px rows, the selection column first)."""
+    grid = page.locator('[data-testid="stDataFrame"]').nth(table_index)
+    grid.wait_for(timeout=120_000)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * row + 17)

@@ -141,7 +141,12 @@ def test_cache_key_tracks_weights(tiny, tmp_path):
     [
         ({"prompts": []}, "non-empty list"),
         ({"prompts": "the cat"}, "single string"),
-        ({"prompts": ["the cat", ""]}, "non-empty string"),
+        ({"prompts": ["the cat", ""]}, "prompt 1 is empty; remove it"),
+        ({"prompts": ["the cat", " \n "]}, "prompt 1 is only whitespace"),
+        (
+            {"prompts": ["the cat " * 200]},
+            r"prompt 0 .* is \d+ tokens long, but .* has a context of 128 tokens \(rotary",
+        ),
         ({"sites": ["resid_post.2"]}, r"layer 2 is out of range: this model has 2"),
         ({"sites": ["resid.0"]}, "Unknown site"),
         ({"sites": []}, "No sites"),

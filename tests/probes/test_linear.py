@@ -118,9 +118,12 @@ def test_load_instructions_errors(tmp_path):
     with pytest.raises(InputError, match="Column 'instruction' not found.*prompt"):
         load_instructions(tmp_path / "cols.json")
     assert load_instructions(tmp_path / "cols.json", column="prompt") == ["a"]
-    (tmp_path / "bad.txt").write_text("a")
-    with pytest.raises(InputError, match="Unsupported"):
-        load_instructions(tmp_path / "bad.txt")
+    (tmp_path / "bad.xml").write_text("a")
+    with pytest.raises(InputError, match=r"Unsupported .*\.txt \(one prompt per line\)"):
+        load_instructions(tmp_path / "bad.xml")
+    (tmp_path / "p.txt").write_text("# comment\nfirst prompt\n\n  second  \n")
+    assert load_instructions(tmp_path / "p.txt") == ["first prompt", "second"]
+    assert load_instructions(tmp_path / "p.txt", limit=1) == ["first prompt"]
     (tmp_path / "broken.json").write_text("[{")
     with pytest.raises(InputError, match="Cannot parse"):
         load_instructions(tmp_path / "broken.json")

@@ -59,7 +59,8 @@ def test_texts_longer_than_the_context_are_truncated_to_it():
 
     handle = load_model("organism")
     text = " ".join(["Mary gave the ball to John ."] * 40)
-    assert (
-        handle.info.n_ctx is not None and len(handle.tokenize([text], chat=False)[0][0]) > handle.info.n_ctx
-    )
+    n_ctx = handle.info.n_ctx
+    assert n_ctx is not None and len(handle.tokenizer.encode(text)) > n_ctx
     assert lm_loss(handle, [text], max_tokens=1000) > 0
+    with pytest.raises(InputError, match=rf"is \d+ tokens long, but .* has a context of {n_ctx} tokens"):
+        handle.tokenize([text], chat=False)  # everywhere else a prompt past the context is refused

@@ -59,3 +59,56 @@ def test_model_info_gpt2_style():
 def test_organism_by_name():
     h = load_model("organism", backend="tl")
     assert h.info.architecture == "GPT2LMHeadModel" and h.info.positional == "learned absolute"
+
+
+def _gguf(path, arch="llama"):
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_check_gguf_accepts_a_whole_file_and_measures_truncation(tmp_path):
+    from probes.loading import check_gguf
+
+    good = _gguf(tmp_path / "m.gguf")
+    check_gguf(good)
+    size = good.stat().st_size
+    data = good.read_bytes()
+    (tmp_path / "cut.gguf").write_bytes(data[:-10])
+    with pytest.raises(InputError, match=rf"ends at byte {size:,} but the file has {size - 10:,} bytes"):
+        check_gguf(tmp_path / "cut.gguf")
+    (tmp_path / "big-endian.gguf").write_bytes(b"GGUF\x00\x00\x00\x03" + data[8:])
+    with pytest.raises(InputError, match="big-endian"):
+        check_gguf(tmp_path / "big-endian.gguf")
+
+
+def test_absurd_counts_fail_fast(tmp_path):
+    from probes.loading import check_gguf
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16 + b"\0" * 4096)
+    with pytest.raises(InputError, match="inside its header"):
+        check_gguf(bad)
+
+
+def test_local_paths_are_told_apart(tmp_path, monkeypatch):
+    from probes.loading import load_hf, local_config, looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    assert looks_like_path("./m") and looks_like_path("a/b") and looks_like_path("m.gguf")
+    assert not looks_like_path("gpt2")
+    with pytest.raises(InputError, match=r"no such file or directory: \S+/missing\.gguf"):
+        load_hf("missing.gguf")
+    with pytest.raises(InputError, match=r"no such file or directory"):
+        local_config("../nowhere")
+    (tmp_path / "x.bin").write_bytes(b"\x80\x02junk")
+    with pytest.raises(InputError, match=r"is a file but not a GGUF model"):
+        load_hf("x.bin")

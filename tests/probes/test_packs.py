@@ -96,3 +96,71 @@ def test_tampered_cache_is_detected(tmp_cache):
     with pytest.raises(PackHashMismatchError, match="sublens models fetch"):
         verify_pack(spec)
     assert not path.exists()
+
+
+@pytest.fixture
+def fake_spec(tmp_cache, monkeypatch):
+    """A small pinned pack (seeded random bytes) registered in PACKS and cached, not yet verified."""
+    import hashlib
+    import random
+
+    data = random.Random(0).randbytes(1 << 20)
+    spec = dataclasses.replace(
+        get_pack(SMOL),
+        name="fake",
+        filename="fake.gguf",
+        chunks=(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
+    monkeypatch.setitem(PACKS, "fake", spec)
+    pack_dir(spec).mkdir(parents=True)
+    pack_path(spec).write_bytes(data)
+    return spec
+
+
+def test_record_holds_hash_size_and_mtime(fake_spec):
+    import json
+
+    from probes.packs import pack_status
+
+    assert pack_status(fake_spec) == "unverified"  # present, never verified
+    verify_pack(fake_spec)
+    record = json.loads((pack_dir(fake_spec) / "verified.json").read_text())
+    st = pack_path(fake_spec).stat()
+    assert record == {
+        "sha256": fake_spec.sha256,
+        "file": "fake.gguf",
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+    }
+    assert pack_status(fake_spec) == "verified" and is_fetched(fake_spec)
+
+
+def test_changed_mtime_means_rehash_and_corruption_is_refused(fake_spec):
+    import os
+
+    from probes.packs import ensure_verified, pack_status
+
+    verify_pack(fake_spec)
+    path = pack_path(fake_spec)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert pack_status(fake_spec) == "unverified" and is_fetched(fake_spec)  # present, checked on use
+    assert ensure_verified(fake_spec) == path and pack_status(fake_spec) == "verified"  # same bytes
+    with open(path, "r+b") as f:
+        f.write(b"\0" * 1024)
+    with pytest.raises(
+        PackHashMismatchError, match=r"fake\.gguf has SHA-256 .*sublens models fetch --force fake"
+    ):
+        resolve_pack("fake", fetch=True)  # never fetched over silently, never returned
+    assert not path.exists() and pack_status(fake_spec) == "missing"
+
+
+def test_truncated_pack_names_both_sizes(fake_spec):
+    import os
+
+    verify_pack(fake_spec)
+    os.truncate(pack_path(fake_spec), 1000)
+    with pytest.raises(PackHashMismatchError, match=r"has 1,000 bytes, the pinned file has 1,048,576"):
+        resolve_pack("fake", fetch=False)

@@ -41,9 +41,11 @@ def test_grid_figure_traces_and_axes(summary):
     assert list(shown.x) == [9] and list(shown.y) == [3] and shown.marker.cmin == 3.0
     assert shown.customdata.tolist() == [[0.0, 3.0, 2.0, 1.0, 5.0, 0.0, 0.4000000059604645]]
     assert len(GRID_CUSTOMDATA) == shown.customdata.shape[1]
-    assert fig.layout.xaxis.title.text == "receiver head" and fig.layout.yaxis.title.text == "sender head"
-    assert tuple(fig.layout.yaxis.range) == (11.5, -0.5)  # senders top-down
-    assert fig.layout.xaxis.ticktext[:2] == ("L0.H0", "L0.H1")
+    assert fig.layout.xaxis.title.text == "receiver layer (one column per head)"
+    assert fig.layout.yaxis.title.text == "sender layer (one row per head)"
+    assert tuple(fig.layout.yaxis.range) == (7.5, -0.5)  # senders (layers 0-1) top-down
+    assert tuple(fig.layout.xaxis.range) == (3.5, 11.5)  # receivers: layers 1-2 (no layer-0 receivers)
+    assert fig.layout.xaxis.ticktext == ("L1", "L2") and fig.layout.xaxis.tickvals == (5.5, 9.5)  # centred
     # all pairs above the threshold: one trace only
     assert len(grid_figure(grid_frame(summary, "Q", 0.0, 4), 3, 4, "Q", 0.0).data) == 1
 
@@ -52,18 +54,19 @@ def test_grid_figure_uses_webgl_for_many_pairs():
     n = 4001
     big = pd.DataFrame(
         {"x": range(n), "y": range(n), "shown": True, "z": 1.0, "component": 0, "score": 0.1}
-        | {c: 0 for c in ("sender_layer", "sender_head", "receiver_layer", "receiver_head")}
+        | {"sender_layer": 0, "sender_head": 0, "receiver_layer": 1, "receiver_head": 0}
     )
-    assert isinstance(grid_figure(big, 1, n, "K", 0.0).data[0], go.Scattergl)
+    assert isinstance(grid_figure(big, 2, n, "K", 0.0).data[0], go.Scattergl)
 
 
 def test_component_figure_bars_and_null_band():
     rows = pd.DataFrame({"component": [0, 1, 2], "score": [0.9, 0.2, 0.05], "z": [6.0, 1.0, -1.0]})
     band = pd.Series({"null_mean": 0.1, "null_std": 0.05, "null_p99": 0.3})
     fig = component_figure(rows, band, "L0.H1 components read by L1.H2")
-    (bars,) = fig.data
-    assert isinstance(bars, go.Bar) and list(bars.y) == [0.9, 0.2, 0.05]
-    assert list(bars.marker.color) == ["crimson", "steelblue", "steelblue"]  # above the null p99
+    above, within = fig.data  # one legend entry per colour, saying what it means
+    assert isinstance(above, go.Bar) and list(above.y) == [0.9] and above.marker.color == "crimson"
+    assert list(within.y) == [0.2, 0.05] and within.marker.color == "steelblue"
+    assert (above.name, within.name) == ("above the null p99", "within the null")
     rect, line = fig.layout.shapes
     assert (rect.y0, rect.y1) == pytest.approx((0.0, 0.2))  # mean ± 2 std, clipped at 0
     assert line.y0 == line.y1 == 0.3 and line.line.dash == "dash"

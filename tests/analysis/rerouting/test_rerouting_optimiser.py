@@ -145,7 +145,8 @@ def test_gcg_step_keeps_the_best_distinct_suffixes(tiny3):
 def test_early_stop_and_callback(tiny3):
     w, b = _planted_probe(tiny3, 0, [20, 30])
     cfg = OptimiserConfig(n_tokens=2, steps=30, search_width=32, topk=40, early_stop_loss=10.0)
-    assert optimise(tiny3, PROMPT, ProbeObjective({0: (w, b)}), cfg).stopped == "early_stop"
+    res = optimise(tiny3, PROMPT, ProbeObjective({0: (w, b)}), cfg)
+    assert res.stopped in ("already_met", "start_met") and res.steps == 0 and not res.optimised
     cfg = OptimiserConfig(n_tokens=2, steps=30, search_width=8, topk=8, early_stop_loss=None)
     res = optimise(tiny3, PROMPT, SteeringObjective({0: w}), cfg, callback=lambda s, loss, ids: s == 2)
     assert res.stopped == "callback" and res.steps == 2
@@ -176,3 +177,26 @@ def test_bad_optimiser_configs(bad, match):
     with pytest.raises(InputError, match=match):
         OptimiserConfig(**bad)
     assert OptimiserConfig(steps=0).steps == 0  # only the starting suffixes are evaluated
+
+
+def test_stop_reason_when_the_objective_is_met_before_step_1(tiny3):
+    """The issue-14 case: a probe that already reads the bare prompt as harmless. The result says so
+    (with the prompt's own loss and the threshold) instead of passing a random start off as a result."""
+    d = tiny3.info.d_model
+    reads_harmless = (torch.zeros(d), torch.tensor(8.0))  # P(harmless) = sigmoid(8) for every input
+    cfg = OptimiserConfig(n_tokens=2, steps=5, search_width=8, topk=8)
+    res = optimise(tiny3, PROMPT, ProbeObjective({0: reads_harmless}), cfg)
+    assert res.stopped == "already_met" and res.steps == 0 and res.losses == []
+    assert res.prompt_loss == pytest.approx(float(torch.nn.functional.softplus(torch.tensor(-8.0))), rel=1e-4)
+    assert "nothing to optimise" in res.reason and "(0.05)" in res.reason
+
+
+def test_runs_steps_and_reports_the_bare_prompt_loss(tiny3):
+    w, b = _planted_probe(tiny3, 1, [20, 30, 25])
+    cfg = OptimiserConfig(n_tokens=3, steps=2, search_width=16, topk=16, seed=1, early_stop_loss=None)
+    res = optimise(tiny3, PROMPT, ProbeObjective({1: (w, b)}), cfg)
+    s = prompt_slots(tiny3, PROMPT)
+    bare = evaluate(tiny3, s, ProbeObjective({1: (w, b)}), torch.zeros(1, 0, dtype=torch.long))
+    assert res.prompt_loss == pytest.approx(float(bare[0]), abs=1e-6) and res.prompt_loss > 0.05
+    assert res.optimised and res.steps == 2 and len(res.losses) == 2 and res.stopped == "max_steps"
+    assert res.reason.startswith("the step budget ran out")

@@ -27,10 +27,10 @@ from probes.errors import InputError
 
 # name -> (function, minimum number of samples it accepts for 3-feature inputs)
 METRICS = {
-    "linear_cka": (linear_cka, 2),
+    "linear_cka": (linear_cka, 4),
     "debiased_cka": (partial(linear_cka, debiased=True), 4),
-    "gram_cka": (cka, 2),
-    "rbf_cka": (partial(cka, kernel="rbf"), 2),
+    "gram_cka": (cka, 4),
+    "rbf_cka": (partial(cka, kernel="rbf"), 4),
     "minibatch_cka": (partial(minibatch_cka, batch_size=8), 4),
     "canonical_correlations": (canonical_correlations, 7),
     "cca_similarity": (cca_similarity, 7),

@@ -59,17 +59,64 @@ def test_cknna_properties():
     z = rng.normal(size=(120, 8))
     assert cknna(x, x, k=10) == pytest.approx(1.0, abs=1e-12)
     assert cknna(x, x, k=10, unbiased=False) == pytest.approx(1.0, abs=1e-12)
-    assert cknna(x, y, k=10) == pytest.approx(cknna(y, x, k=10), abs=1e-12)
+    assert cknna(x, y, k=10, symmetric=True) == pytest.approx(cknna(y, x, k=10, symmetric=True), abs=1e-12)
+    assert cknna(x, y, k=10) == pytest.approx(cknna(y, x, k=10), abs=0.01)  # the published form: nearly
     assert cknna(x, y, k=10) > cknna(x, z, k=10) + 0.1
+    assert cknna(x, y, k=119) == pytest.approx(cknna(x, y, k=119, symmetric=True), abs=1e-12)  # full mask
+
+
+def _reference_cknna(a: np.ndarray, b: np.ndarray, k: int, unbiased: bool = True) -> float:
+    """Huh et al.'s CKNNA as in platonic-rep's ``AlignmentMetrics.cknna`` (numpy, no 1e-6 in the
+    denominator, self excluded from the neighbours): masked kernels used as they are."""
+    n = len(a)
+
+    def knn_mask(g: np.ndarray) -> np.ndarray:
+        g = g.copy()
+        np.fill_diagonal(g, -np.inf)
+        mask = np.zeros_like(g)
+        np.put_along_axis(mask, np.argsort(-g, axis=1)[:, :k], 1.0, axis=1)
+        return mask
+
+    def hsic_u(kk: np.ndarray, ll: np.ndarray) -> float:
+        kt, lt = kk.copy(), ll.copy()
+        np.fill_diagonal(kt, 0.0)
+        np.fill_diagonal(lt, 0.0)
+        total = (
+            np.sum(kt * lt.T) + kt.sum() * lt.sum() / ((n - 1) * (n - 2)) - 2.0 * np.sum(kt @ lt) / (n - 2)
+        )
+        return total / (n * (n - 3))
+
+    def hsic_b(kk: np.ndarray, ll: np.ndarray) -> float:
+        h = np.eye(n) - 1.0 / n
+        return np.trace(kk @ h @ ll @ h)
+
+    hsic = hsic_u if unbiased else hsic_b
+    kk, ll = a @ a.T, b @ b.T
+    mk, ml = knn_mask(kk), knn_mask(ll)
+    m = mk * ml
+    return hsic(m * kk, m * ll) / np.sqrt(hsic(mk * kk, mk * kk) * hsic(ml * ll, ml * ll))
+
+
+@pytest.mark.parametrize("n", [200, 512])
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_cknna_matches_the_reference_formula(n, unbiased):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 32))
+    y = x[:, :16] @ rng.normal(size=(16, 24)) + 2.0 * rng.normal(size=(n, 24))
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+    ours = cknna(x, y, k=10, unbiased=unbiased)
+    assert ours == pytest.approx(_reference_cknna(xn, yn, 10, unbiased), abs=1e-9)
+    assert abs(cknna(x, y, k=10, unbiased=unbiased, symmetric=True) - ours) > 1e-4  # the variants differ
 
 
 def test_knn_guard_rails():
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 3))
     for fn in (mutual_knn, cknna):
-        with pytest.raises(InputError, match="k must be"):
+        with pytest.raises(InputError, match=r"k = 20 neighbours is out of range for 20 samples.*k <= 19"):
             fn(x, y, k=20)
-        with pytest.raises(InputError, match="k must be"):
+        with pytest.raises(InputError, match=r"k = 0 neighbours is out of range"):
             fn(x, y, k=0)
         with pytest.raises(InputError, match="same number of samples"):
             fn(x, y[:10], k=3)
