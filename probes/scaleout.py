@@ -27,7 +27,7 @@ from typing import Any
 from probes.errors import InputError
 from probes.runs import JsonlLog
 
-__all__ = ["KeyedStats", "RayConfig", "check_resources", "cluster", "run_keyed"]
+__all__ = ["KeyedStats", "RayConfig", "check_reachable", "check_resources", "cluster", "run_keyed"]
 
 WorkerFactory = Callable[[Any], Callable[[Any], dict]]
 
@@ -64,7 +64,7 @@ class KeyedStats:
     seconds: float = 0.0
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """Refuse at once an address nothing listens on (``ray.init`` would retry for minutes)."""
     if address == "auto":
         return
@@ -80,8 +80,8 @@ def _check_reachable(address: str) -> None:
     except OSError as err:
         raise InputError(
             f"No Ray cluster answers at {address} ({err.strerror or err}). Start one with "
-            "`ray start --head` (workers join with `ray start --address HEAD:6379`), or give --ray "
-            "with no address for a private local cluster."
+            "`ray start --head` (workers join with `ray start --address HEAD:6379`), or use "
+            "--ray local for a private cluster on this machine."
         ) from None
 
 
@@ -99,7 +99,7 @@ def cluster(cfg: RayConfig) -> Iterator[dict]:
             "Ray is not installed: pip install -e '.[scale]' (ray[client]==2.60.0), then use --ray again."
         ) from None
     if cfg.address is not None:
-        _check_reachable(cfg.address)
+        check_reachable(cfg.address)
     kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if cfg.address is None:  # GPUs are detected, never declared: a private cluster reports what exists
         kwargs["num_cpus"] = max(math.ceil(cfg.workers * cfg.num_cpus), 1)

@@ -151,6 +151,8 @@ def ray_config(ray: str | None, workers: int):
         import ray as _  # noqa: F401
     except ImportError:
         raise InputError("--ray needs Ray: pip install -e '.[scale]' (or make setup).") from None
-    from probes.scaleout import RayConfig
+    from probes.scaleout import RayConfig, check_reachable
 
+    if ray != "local":
+        check_reachable(ray)  # a wrong address fails here, before a run folder or a model
     return RayConfig(address=None if ray == "local" else ray, workers=workers)

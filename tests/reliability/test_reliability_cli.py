@@ -228,6 +228,28 @@ CASES = [
     ("refusal-layer-negative", "refusal fit organism --layer -2", 2, [r"--layer -2 must be >= 0"]),
     # --- attack run / report
     ("attack-config-missing", "attack run {missing}", 2, [r"CONFIG \S+ does not exist"]),
+    (
+        "attack-ray-dead-address",
+        "attack run {toml} --ray 127.0.0.1:1 --out {out}",
+        2,
+        [r"No Ray cluster answers at 127.0.0.1:1", r"--ray local"],
+    ),  # fmt: skip
+    ("attack-ray-bad-address", "attack run {toml} --ray nohost --out {out}", 2, [r"is not a Ray address"]),
+    (
+        "attack-ray-zero-workers",
+        "attack run {toml} --ray local --workers 0 --out {out}",
+        2,
+        [r"--workers 0 must be >= 1"],
+    ),  # fmt: skip
+    ("scan-models-and-model", "channels scan organism --models organism", 2, [r"not both"]),
+    ("scan-ray-single-model", "channels scan organism --ray local", 2, [r"go with --models"]),
+    ("scan-models-missing-path", "channels scan --models ./nope.gguf", 2, [r"no such file or directory"]),
+    (
+        "edit-ray-dead-address",
+        "edit search organism --ray 127.0.0.1:1 --out {out}",
+        2,
+        [r"No Ray cluster answers"],
+    ),  # fmt: skip
     ("attack-config-dir", "attack run {dir}", 2, [r"CONFIG \S+ is a folder"]),
     ("attack-config-empty", "attack run {empty}", 2, [r"CONFIG \S+ is empty"]),
     ("attack-bad-toml", "attack run {badtoml}", 2, [r"is not valid TOML"]),
