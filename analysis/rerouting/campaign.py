@@ -60,11 +60,15 @@ def refused_prompts(
         n_refused += rec["refused"]
     out = [p for p in prompts if p in have and have[p]["refused"]]
     if not out:
-        raise InputError(
-            f"The model refuses none of the {len(prompts)} prompts without a suffix: nothing to attack. "
-            "Use prompts it refuses, or set only_refused = false."
-        )
+        raise _none_refused(len(prompts))
     return out[: cfg.n_prompts] if cfg.n_prompts is not None else out
+
+
+def _none_refused(n_prompts: int) -> InputError:
+    return InputError(
+        f"The model refuses none of the {n_prompts} prompts without a suffix: nothing to attack. "
+        "Use prompts it refuses, or set only_refused = false."
+    )
 
 
 def run_campaign(
@@ -157,12 +161,10 @@ def run_campaign_on_ray(
             tasks = [(p, ("baseline", p, 0)) for p in prompts if p not in have]
             run_keyed(tasks, _campaign_worker, base, ray, shared=shared, progress=progress, desc="baselines")
             refused = {r["prompt"] for r in base.read() if r["refused"]}
+            asked = prompts
             prompts = [p for p in prompts if p in refused][: config.n_prompts]
             if not prompts:
-                raise InputError(
-                    "The model refuses none of the prompts without a suffix: nothing to attack. "
-                    "Use prompts it refuses, or set only_refused = false."
-                )
+                raise _none_refused(len(asked))
         tasks = [(attempt_key(p, s), ("attempt", p, s)) for p in prompts for s in config.seeds]
         stats = run_keyed(
             tasks,
