@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.markdown import Markdown
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analysis.alignment.experiment import AlignmentConfig, run_experiment, write_run
+    from analysis.alignment.experiment import AlignmentConfig, run_experiment
+    from analysis.alignment.run_folder import write_run
 
     torch.set_num_threads(args.threads)
     ints = lambda s: [int(v) for v in s.split(",") if v.strip()]  # noqa: E731

@@ -10,7 +10,9 @@ cache, so nothing is downloaded):
    whose removal effects are not saved (computed with a spinner).
 
 "Grid painted" is timed from the browser's navigation, once the server answers its health check (the
-server's own start is printed beside it). Clicks are timed once the page is idle. Goals (issue 14):
+server's own start is printed beside it). Clicks are timed once the page is idle. Both starts use the same
+port and one persistent browser profile, as a researcher restarting ``sublens app`` does (the browser's
+HTTP and compiled-code caches are per origin and per profile; a new port would be a cold browser). Goals (issue 14):
 second start → grid < 2 s; click → panel numbers < 0.5 s (removal effects within 2 s).
 
     python benchmarks/dashboard.py [--model smollm2-135m-instruct]
@@ -35,6 +37,7 @@ from browser_kit import (  # noqa: E402  (the e2e tests' server and page helpers
     CHROMIUM,
     GRID_POINTS,
     _wait_idle,
+    free_port,
     serve,
 )
 
@@ -101,12 +104,21 @@ def main() -> None:
 
     cache = Path(args.cache) if args.cache else fresh_cache()
     out: dict[str, float] = {}
+    port, profile = free_port(), tempfile.mkdtemp(prefix="sublens-browser-")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         for run in ("first", "second"):
             env = {"SUBLENS_CACHE": str(cache)}
-            with serve(args.model, env=env, log_name=f"bench_{run}.log", timeout_s=180) as (url, boot):
+            with serve(args.model, env=env, log_name=f"bench_{run}.log", timeout_s=180, port=port) as (
+                url,
+                boot,
+            ):
                 page = context.new_page()
                 out[f"{run} start: server up (process start → health)"] = boot
                 out[f"{run} start → grid painted"] = grid_paint(page, url)
@@ -119,7 +131,8 @@ def main() -> None:
                     out["click another pair → panel numbers"] = numbers
                     out["click another pair → whole panel (removal effects computed)"] = full
                 page.close()
-        browser.close()
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
     if not args.cache:
         shutil.rmtree(cache)  # the links to the real packs go, the packs stay
     print(f"\ndashboard benchmark, {args.model} (last pair opened: {heading})")

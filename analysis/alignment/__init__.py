@@ -16,7 +16,7 @@ Alignment and evaluation:
 * :mod:`.retrieval` - top-k retrieval and Hungarian matching (:func:`retrieval_metrics`);
 * :mod:`.semantics` - do a space's distances follow caption attributes or geometry?
 * :mod:`.experiment` - :class:`AlignmentConfig` (TOML: :func:`load_config`), :func:`run_experiment`,
-  :func:`summary_table`, :func:`write_run` (``sublens align run``);
+  :func:`summary_table`; :mod:`.run_folder` - :func:`write_run` (the ``sublens align run`` folder);
 * :mod:`.search` - a live gallery: :func:`build_gallery`, :func:`search_shapes`, :func:`search_captions`;
 * :mod:`.figures` - plotly figures of runs and point clouds.
 
@@ -46,12 +46,12 @@ from .experiment import (
     run_alignment,
     run_experiment,
     summary_table,
-    write_run,
 )
 from .figures import point_cloud_figure, retrieval_vs_anchors_figure, retrieval_vs_d_figure
 from .geometry import augment, sample_points
 from .pointnet import PointNetEncoder, TrainConfig, encode_points, load_pointnet, train_pointnet
 from .retrieval import hungarian_accuracy, retrieval_accuracy, retrieval_metrics
+from .run_folder import write_run
 from .search import GALLERY_METHODS, ShapeGallery, build_gallery, describe, search_captions, search_shapes
 from .semantics import semantics_vs_geometry
 from .shapes import (

@@ -13,30 +13,32 @@ Weights are folded (or not) by whoever reads them, :func:`probes.weights.head_we
 the :class:`~probes.head_weights.HeadWeights` it is given.
 """
 
-from analysis.channels.null import ReceiverNull, add_z, random_unit_directions, receiver_null, top_channels
-from analysis.channels.scan import ScanConfig, head_pair_summary, scan_channels
-from analysis.channels.scores import (
-    MODES,
-    component_score_tensor,
-    component_scores,
-    direction_scores,
-    head_composition_scores,
-    receiver_matrix,
-)
+import importlib
 
-__all__ = [
-    "MODES",
-    "ScanConfig",
-    "head_pair_summary",
-    "scan_channels",
-    "ReceiverNull",
-    "add_z",
-    "component_score_tensor",
-    "component_scores",
-    "direction_scores",
-    "head_composition_scores",
-    "random_unit_directions",
-    "receiver_matrix",
-    "receiver_null",
-    "top_channels",
-]
+# public name -> the module that defines it; imported on first use, so that reading a saved scan's tables
+# (figures, significance) does not import torch (the dashboard paints a saved grid before loading a model)
+_EXPORTS = {
+    **dict.fromkeys(
+        ["ReceiverNull", "add_z", "random_unit_directions", "receiver_null", "top_channels"],
+        "analysis.channels.null",
+    ),
+    **dict.fromkeys(["ScanConfig", "head_pair_summary", "scan_channels"], "analysis.channels.scan"),
+    **dict.fromkeys(
+        [
+            "MODES",
+            "component_score_tensor",
+            "component_scores",
+            "direction_scores",
+            "head_composition_scores",
+            "receiver_matrix",
+        ],
+        "analysis.channels.scores",
+    ),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'analysis.channels' has no attribute {name!r}")

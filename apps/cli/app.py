@@ -18,9 +18,10 @@ APP_SCRIPT = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """The ``streamlit run`` command line for the dashboard (headless, no usage stats, no file watcher)."""
+    """The ``streamlit run`` command line for the dashboard (headless, no usage stats, no file watcher),
+    through :mod:`apps.dashboard.serve` (Streamlit's CLI with the first page's modules imported)."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        sys.executable, "-m", "apps.dashboard.serve", "run", str(APP_SCRIPT),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",

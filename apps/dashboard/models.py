@@ -147,8 +147,8 @@ def remember_info(handle) -> None:
 
 
 def stored_info(key: ModelKey | None):
-    """The :class:`probes.handle.ModelInfo` saved by :func:`remember_info`, or ``None``."""
-    from probes.handle import ModelInfo
+    """The :class:`probes.model_info.ModelInfo` saved by :func:`remember_info`, or ``None``."""
+    from probes.model_info import ModelInfo
 
     if key is None:
         return None

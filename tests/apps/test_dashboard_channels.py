@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
@@ -95,3 +100,59 @@ def test_the_key_covers_model_config_and_code(monkeypatch):
     monkeypatch.setattr(cache_channels, "CACHE_FORMAT", cache_channels.CACHE_FORMAT + 1)
     assert cache_channels.scan_dir(key) != base  # new code: a new entry
     cache_channels.code_version.cache_clear()
+
+
+def test_the_pair_panel_reads_one_pair_not_the_whole_scan(cache):
+    """The saved scan is sorted by receiver in small row groups, so a pair's rows come from the row-group
+    statistics alone; they equal filtering the whole table."""
+    import pyarrow.parquet as pq
+
+    _start()
+    st.cache_resource.clear()
+    folder = next((cache / "dashboard" / "channels").glob("*"))
+    meta = json.loads((folder / "meta.json").read_text())
+    key = cache_channels.ModelKey(meta["model"], meta["digest"])
+    whole = pd.read_parquet(folder / "scan.parquet")
+    for sender, receiver, mode in [((0, 0), (1, 0), "Q"), ((0, 1), (2, 1), "V"), ((1, 1), (2, 0), "K")]:
+        rows, band = cache_channels.pair_components(key, sender, receiver, mode)
+        want = whole[
+            (whole["sender_layer"] == sender[0])
+            & (whole["sender_head"] == sender[1])
+            & (whole["receiver_layer"] == receiver[0])
+            & (whole["receiver_head"] == receiver[1])
+            & (whole["mode"].astype(str) == mode)
+        ].sort_values("component")
+        assert len(rows) == len(want) > 0
+        assert rows["score"].tolist() == want["score"].tolist()
+        assert rows["z"].tolist() == want["z"].tolist()
+    ordered = whole[cache_channels.SCAN_ORDER[:2]].to_records(index=False).tolist()
+    assert ordered == sorted(ordered)  # sorted by receiver: each receiver's rows are contiguous
+    assert pq.ParquetFile(folder / "scan.parquet").metadata.row_group(0).num_rows <= cache_channels.ROW_GROUP
+
+
+def test_a_saved_grid_is_painted_without_importing_torch(cache):
+    """Everything the page needs to paint a saved grid imports without torch (it costs ~2 s per start)."""
+    _start()
+    folder = next((cache / "dashboard" / "channels").glob("*"))
+    meta = json.loads((folder / "meta.json").read_text())
+    code = f"""
+import importlib, sys
+from apps.dashboard.serve import WARM_MODULES  # what the server imports before its first session
+for name in WARM_MODULES:
+    importlib.import_module(name)
+from apps.dashboard import cache_channels as cached, models, state
+from analysis.channels.figures import grid_figure
+from analysis.channels.significance import CORRECTIONS, tail_ratio
+key = cached.ModelKey({meta["model"]!r}, {meta["digest"]!r})
+assert cached.saved_meta(key) is not None
+tables = cached.saved_tables(key)
+grid = cached.grid_table(key, "Q", 3.0, {meta["info"]["n_heads"]})
+grid_figure(grid, {meta["info"]["n_layers"]}, {meta["info"]["n_heads"]}, "Q", 3.0)
+models.stored_info(models.quick_key("smollm2-135m-instruct"))
+print("torch" in sys.modules, "transformers" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout

@@ -24,7 +24,8 @@ def test_app_runs_streamlit_on_localhost(monkeypatch):
         app_cli.app(model=None, port=8600, host="127.0.0.1")
     assert exc.value.exit_code == 0
     cmd = seen["cmd"]
-    assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"] and cmd[4].endswith("apps/dashboard/app.py")
+    assert cmd[:4] == [sys.executable, "-m", "apps.dashboard.serve", "run"]
+    assert cmd[4].endswith("apps/dashboard/app.py")
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.port") + 1] == "8600"
     assert seen["env"]["SUBLENS_APP_MODEL"] == "smollm2-135m-instruct"  # the embedded default

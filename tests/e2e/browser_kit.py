@@ -89,12 +89,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(model: str = MODEL, env: dict | None = None, log_name: str = "server.log", timeout_s: float = 90):
-    """Run ``sublens app``'s ``streamlit run`` command on a free localhost port; yield ``(url, seconds to
-    healthy)``. ``env`` adds environment variables (e.g. ``SUBLENS_CACHE``); the log goes to artifacts/."""
+def serve(
+    model: str = MODEL,
+    env: dict | None = None,
+    log_name: str = "server.log",
+    timeout_s: float = 90,
+    port: int | None = None,
+):
+    """Run ``sublens app``'s ``streamlit run`` command on ``port`` (default: a free localhost port); yield
+    ``(url, seconds to healthy)``. ``env`` adds environment variables (e.g. ``SUBLENS_CACHE``); the log goes
+    to artifacts/. Reuse a port to restart "the same app" (the browser's cache is per origin)."""
     from apps.cli.app import streamlit_command
 
-    port = free_port()
+    port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     full_env = {**os.environ, "SUBLENS_APP_MODEL": model, "OMP_NUM_THREADS": "1", **(env or {})}
     with open(ARTIFACTS / log_name, "w") as log:

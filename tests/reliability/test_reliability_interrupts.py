@@ -210,7 +210,7 @@ def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
 
 def test_disk_full_run_json_falls_back_in_place(tmp_path, monkeypatch):
     """When even the final run.json cannot be written atomically, the old record is overwritten in place."""
-    import probes.runs as runs
+    import probes.runs.files as runs  # where the atomic writes live
 
     with pytest.raises(ValueError), open_run("unit test", root=tmp_path) as run:
         real = runs._atomic_write

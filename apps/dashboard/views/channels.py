@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.channels.figures import component_figure, head_label
@@ -76,10 +77,30 @@ def _saved_scan(name: str):
     return handle, key, i, meta, "computed now"
 
 
+def _placeholder_chart(slot) -> None:
+    """An empty chart where the grid will be: the browser starts parsing plotly's 4.7 MB bundle (its
+    biggest cost on a second start) while the server reads the saved tables."""
+    slot.plotly_chart(
+        go.Figure(
+            layout=dict(height=400, xaxis_visible=False, yaxis_visible=False, title="drawing the grid …")
+        ),
+        config={"displayModeBar": False},
+    )
+
+
 st.title("Channels explorer")
 model = st.session_state.get("model") or default_model()
 handle, key, info, meta, how = _saved_scan(model)
 L, H = info.n_layers, info.n_heads
+big = L * H > MAP_ABOVE
+# the layout first, so the grid's chart slot reaches the browser before anything is read
+controls, notes = st.container(), st.container()
+grid_col, map_col = st.columns([4, 1]) if big else (st.container(), None)
+with grid_col:
+    grid_slot = st.empty()
+if "channels.chart_slot_sent" not in st.session_state:  # first run of a session; later reruns keep the grid
+    _placeholder_chart(grid_slot)
+    st.session_state["channels.chart_slot_sent"] = True
 try:
     tables = cached.saved_tables(key)
 except LimitError as err:  # a damaged saved scan: removed, the next run scans again
@@ -91,7 +112,7 @@ _sticky("ch_mode", qp_mode if qp_mode in ("Q", "K", "V") else "Q")
 _sticky("ch_threshold", "Bonferroni 5%")
 _sticky("ch_z", 3.0)
 _sticky("ch_top_k", min(5, info.d_head))
-c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
+c1, c2, c3, c4 = controls.columns([1, 2, 2, 1])
 mode = c1.radio(
     "Composition",
     ["Q", "K", "V"],
@@ -123,13 +144,13 @@ else:
 grid = cached.grid_table(key, mode, z_min, H)
 strongest = grid.nlargest(10, "z")
 n_pass = int(grid["shown"].sum())
-st.caption(
+notes.caption(
     f"**{n_pass:,} of {len(grid):,} head pairs** pass z ≥ {z_min:.2f} ({rule}). Scan {how} "
     f"({meta['n_null']} null directions per receiver; took {meta['seconds']:.1f} s on {meta['created'][:10]})."
 )
 if method is not None:
     ratio = tail_ratio(tables["null"], mode)
-    st.caption(
+    notes.caption(
         f"p-values use a normal approximation of each receiver's null (the null's own p-values stop at "
         f"1/{meta['n_null'] + 1}); the null's 99th percentile sits at {ratio:.2f}× the normal z, so its tail "
         f"is {'heavier than normal and these p-values are optimistic' if ratio > 1.02 else 'close to normal'}."
@@ -143,7 +164,6 @@ state: GridState = st.session_state[state_key]
 
 # ------------------------------------------------------------------ zoom (large models): layer map
 senders, receivers = (0, L - 2), (1, L - 1)
-big = L * H > MAP_ABOVE
 if big:
     map_key = f"ch_map::{model}::{mode}::{z_min:.3f}"
     block = block_from_selection(getattr(st.session_state.get(map_key), "selection", None), L)
@@ -156,7 +176,6 @@ if big:
             zoom_around(block[1], L),
         )
     st.session_state["ch_block"] = block
-    grid_col, map_col = st.columns([4, 1])
     with map_col:
         st.plotly_chart(
             cached.layer_figure_of(key, L, H, mode, z_min),
@@ -168,16 +187,13 @@ if big:
         senders = st.slider("sender layers", 0, L - 1, key="ch_senders")
         receivers = st.slider("receiver layers", 0, L - 1, key="ch_receivers")
         _keep("ch_senders", "ch_receivers")
-else:
-    grid_col = st.container()
 
 with grid_col:
     grid_key = f"grid::{model}::{mode}::{z_min:.3f}::{senders}::{receivers}"
     if grid_key not in st.session_state:  # a new chart (or back from another page): nothing to compare
         state = forget(state, "grid")
-    with st.spinner("drawing the grid …"):
-        figure = cached.grid_figure_of(key, L, H, mode, z_min, tuple(senders), tuple(receivers))
-    event = st.plotly_chart(
+    figure = cached.grid_figure_of(key, L, H, mode, z_min, tuple(senders), tuple(receivers))
+    event = grid_slot.plotly_chart(
         figure,
         key=grid_key,
         on_select="rerun",
@@ -217,8 +233,7 @@ st.query_params["mode"] = mode
 if state.pair is None:
     st.query_params.pop("pair", None)
     st.info("No pair selected yet: click a square in the grid, a row of the table, or pick one by hand.")
-    with st.spinner("preparing the pair panel (reading the saved scan, loading the model) …"):
-        cached.full_scan(key)
+    with st.spinner("preparing the pair panel (loading the model) …"):
         current_model()
     st.stop()
 st.query_params["pair"] = pair_text(state.pair)
@@ -233,7 +248,7 @@ try:
 except LimitError as err:
     st.error(str(err))
     st.stop()
-with st.spinner("reading the saved scan (once per app start) …"):
+with st.spinner("reading the pair from the saved scan …"):
     rows, band = cached.pair_components(key, sender, receiver, mode)
 best = rows.sort_values("z", ascending=False).head(top_k)
 comps = tuple(int(c) for c in best["component"])
