@@ -233,6 +233,8 @@ st.query_params["mode"] = mode
 if state.pair is None:
     st.query_params.pop("pair", None)
     st.info("No pair selected yet: click a square in the grid, a row of the table, or pick one by hand.")
+    # let the event loop send the grid before the model's first import (torch) holds the GIL for seconds
+    time.sleep(0.1)
     with st.spinner("preparing the pair panel (loading the model) …"):
         current_model()
     st.stop()
