@@ -9,8 +9,9 @@ Every finished evaluation is appended to ``search.jsonl``, a :class:`probes.runs
 line each), so a killed search loses at most the evaluation in flight; a restart reads the complete
 records back (a torn last line is cut off before the next append) and skips every key already present.
 The best few single edits (best α per component) are then combined greedily. The best edit overall is
-reported on the **test** split (accuracy by N, IOI logit difference, held-out LM loss, before and
-after) and saved as ``best_edit.json`` + ``.safetensors``.
+reported on the **test** split: test items and the held-out template family
+(:data:`analysis.tasks.laundry.LAUNDRY_TEMPLATE_SPLITS`, or your ``templates``), with accuracy by N, IOI
+logit difference and held-out LM loss, before and after; it is saved as ``best_edit.json`` + ``.safetensors``.
 
 Run directory layout: ``config.json`` (the :class:`EditSearchConfig`), ``candidates.json``,
 ``search.jsonl``, ``best_edit.json``/``.safetensors``, ``test_by_n.parquet``, ``report.json``, ``run.json``.
@@ -28,8 +29,9 @@ import pandas as pd
 from pydantic import model_validator
 
 from analysis.channels import ScanConfig, scan_channels
-from analysis.tasks.evaluate import evaluate_ioi, evaluate_laundry, laundry_gain
+from analysis.tasks.evaluate import evaluate_ioi, evaluate_prompts, laundry_gain
 from analysis.tasks.heldout import heldout_texts
+from analysis.tasks.laundry import laundry_family_prompts
 from probes.config import Config
 from probes.edits import ComponentEdit, EditSpec, _check_edit
 from probes.errors import InputError, check_index
@@ -76,6 +78,8 @@ class EditSearchConfig(Config):
     lm_max_tokens: int = 256  # tokens per held-out paragraph for the LM-loss side effect
     batch_size: int = 16  # prompts per forward pass
     seed: int = 0  # seeds the prompts (dev, test, IOI) and the scan's null directions
+    items: tuple[str, ...] = ()  # your items (--items FILE), split into dev/test halves; empty: built-in
+    templates: tuple[str, ...] = ()  # your test templates (--templates FILE); empty: built-in
 
     @model_validator(mode="after")
     def _check(self) -> EditSearchConfig:
@@ -157,12 +161,17 @@ def edit_key(edits: list[Edit] | tuple[Edit, ...]) -> str:
 
 
 def _laundry_by_n(handle, config: EditSearchConfig, split: str) -> pd.DataFrame:
-    """Laundry accuracy by N on the ``dev`` or ``test`` split, at that split's N and prompts per N."""
+    """Laundry accuracy by N on the ``dev`` or ``test`` split, at that split's N and prompts per N.
+
+    Prompts come from :func:`laundry_family_prompts`: ``dev`` items with the dev template family (what
+    the search scores), ``test`` items with the held-out test family, or your ``templates``, so the
+    reported gains are measured on items and templates the search never saw."""
     ns, per_n = (config.dev_n, config.dev_per_n) if split == "dev" else (config.test_n, config.test_per_n)
-    res = evaluate_laundry(
-        handle, list(ns), per_n, split=split, seed=config.seed, batch_size=config.batch_size, progress=False
-    )
-    return res.by_n
+    prompts = laundry_family_prompts(
+        handle.tokenizer, split, list(ns), per_n, config.seed,
+        list(config.items) or None, list(config.templates) or None,
+    )  # fmt: skip
+    return evaluate_prompts(handle, prompts, config.batch_size, progress=False).by_n
 
 
 def evaluate_dev(handle, config: EditSearchConfig, edits: list[Edit] | tuple[Edit, ...] = ()) -> dict:

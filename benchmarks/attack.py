@@ -14,6 +14,27 @@ truncated forward (stops after the last targeted layer), the same loss with a fu
 Writes into ``<out>/bench-attack/<stamp>-<hash>/``: ``attempts.jsonl``, ``summary.json``, ``run.json``.
 Defaults are sized for a 2-core CPU in a few minutes; ``--model qwen2.5-coder-0.5b-instruct
 --only-refused`` measures on prompts the model refuses.
+
+    python benchmarks/attack.py --paper [--smoke] [--run-dir DIR] [--out runs]
+
+The paper regime: the four campaigns of ``benchmarks/configs/paper/`` (Probe-, Steering-, Attention-SSR
+and GCG on Qwen2.5-Coder-1.5B-Instruct, 20 refused val prompts, 5-token suffix, width 512, top-k 256, 60
+steps, device cuda), run one after the other as resumable campaigns in ``<run dir>/<method>/`` (the same
+command with ``--run-dir`` resumes), then compared (:func:`analysis.rerouting.compare.compare_campaigns`:
+ASR and medians with 95% bootstrap intervals) into ``compare.parquet``. ``--smoke`` validates the same
+configs and runs each for 1 step on one prompt on the tiny random model on CPU.
+
+    python benchmarks/attack.py --compare RUN_DIR [RUN_DIR ...] [--common]
+
+Campaigns side by side (:func:`analysis.rerouting.compare.compare_campaigns`): ASR under the in-loop
+check and the content check (and a manual review where ``review.json`` exists) and median steps / time to
+first success with 95% intervals, candidates/s; ``--common`` keeps the prompts every campaign attacked.
+
+    python benchmarks/attack.py --profile CONFIG.toml [CONFIG.toml ...] [--profile-steps 10]
+
+Seconds per phase (forward, backward, sampling, readout, generation, other) of one attempt per config on
+its first refused prompt (:func:`analysis.rerouting.profile.profile_attempt`), before the cuts (judge
+every step, no refusal peek) and after them (the config's ``check_every`` and ``refusal_peek``).
 """
 
 from __future__ import annotations
@@ -58,10 +79,164 @@ def throughput(
     return n_cand / best
 
 
+PAPER_DIR = Path(__file__).parent / "configs" / "paper"
+
+
+def paper_configs(folder: Path = PAPER_DIR, smoke: bool = False) -> list:
+    """The paper-regime campaign configs (validated); ``smoke``: the same on ``tiny-3``, CPU, 1 step."""
+    from analysis.rerouting import load_config
+    from probes.datasets import refusal_data_dir
+    from probes.errors import InputError
+
+    files = sorted(Path(folder).glob("*.toml"))
+    if not files:
+        raise InputError(f"No campaign configs (*.toml) in {folder}.")
+    out = []
+    for f in files:
+        cfg = load_config(f)
+        if cfg.prompts_file and not Path(cfg.prompts_file).is_file() and refusal_data_dir() is not None:
+            cfg = cfg.model_copy(update={"prompts_file": str(refusal_data_dir() / "harmful_val.json")})
+        out.append(smoke_config(cfg) if smoke else cfg)
+    return out
+
+
+def smoke_config(cfg):
+    """``cfg`` shrunk to a CPU smoke test: tiny 3-layer model, one prompt, one step of 8 candidates."""
+    from analysis.rerouting import parse_config
+
+    data = cfg.to_json()
+    data |= {
+        "model": "tiny-3",
+        "device": "cpu",
+        "prompts": ["the cat sat"],
+        "prompts_file": None,
+        "only_refused": False,
+        "n_prompts": 1,
+        "fit_prompts": 2,
+        "max_new_tokens": 4,
+        "final_new_tokens": None,
+        "layers": [1] if cfg.layers else [],
+        "alphas": None,
+        "heads": [[1, 0]] if cfg.heads else [],
+    }
+    data["optimiser"] |= {"steps": 1, "search_width": 8, "topk": 8, "batch_size": 8, "buffer_size": 4}
+    return parse_config(data)
+
+
+def run_paper(args) -> Path:
+    """Run (or resume) the paper-regime campaigns and compare them."""
+    from analysis.rerouting import run_campaign
+    from analysis.rerouting.compare import compare_campaigns
+    from probes.errors import InputError
+    from probes.runs import new_run_dir, write_sidecar, write_table
+
+    cfgs = paper_configs(smoke=args.smoke)
+    if any(c.device.startswith("cuda") for c in cfgs) and not torch.cuda.is_available():
+        raise InputError(
+            "The paper regime runs on a CUDA GPU and none is visible: add --smoke for a CPU check."
+        )
+    started = time.time()
+    root = (
+        Path(args.run_dir) if args.run_dir else new_run_dir("bench-attack-paper", vars(args), root=args.out)
+    )
+    dirs = []
+    for cfg in cfgs:
+        d = root / cfg.method
+        print(f"{cfg.method}: {cfg.model}, {cfg.optimiser.steps} steps x {cfg.optimiser.search_width} -> {d}")
+        run_campaign(cfg, d, progress=not args.smoke)
+        dirs.append(d)
+    tab = compare_campaigns(dirs)
+    write_table(tab, root / "compare.parquet")
+    print(tab.drop(columns="run_dir").T.to_string())
+    write_sidecar(
+        root,
+        command="benchmarks/attack.py --paper",
+        config=vars(args),
+        model=cfgs[0].model,
+        started=started,
+        extra={"compare": tab.to_dict(orient="records")},
+    )
+    return root
+
+
+def run_compare(args) -> Path:
+    """Compare finished (or, with ``--common``, part-run) campaigns: ``compare.parquet`` + a table."""
+    from analysis.rerouting.compare import compare_campaigns
+    from probes.runs import new_run_dir, write_sidecar, write_table
+
+    started = time.time()
+    tab = compare_campaigns(args.compare, common=args.common)
+    out = new_run_dir("bench-attack-compare", vars(args), root=args.out)
+    write_table(tab, out / "compare.parquet")
+    print(tab.drop(columns="run_dir").set_index("method").T.to_string())
+    write_sidecar(
+        out,
+        command="benchmarks/attack.py --compare",
+        config=vars(args),
+        model=str(tab["model"].iloc[0]),
+        started=started,
+        extra={"compare": tab.to_dict(orient="records")},
+    )
+    return out
+
+
+PROFILE_BEFORE = {"check_every": 1, "refusal_peek": 0}  # the uncut attempt: judge every step in full
+
+
+def run_profile(args) -> Path:
+    """Per campaign config, one attempt on its first refused prompt profiled twice: ``before`` the cuts
+    (:data:`PROFILE_BEFORE`) and ``after`` (the config's own ``check_every`` / ``refusal_peek``), both for
+    the full ``--profile-steps`` budget (no stop on success); writes ``profile.json``, prints the rows."""
+    import analysis.rerouting as R
+    from analysis.rerouting.profile import profile_attempt
+    from probes.runs import new_run_dir, write_json, write_sidecar
+
+    started = time.time()
+    out = new_run_dir("bench-attack-profile", vars(args), root=args.out)
+    rows, handle = [], None
+    for path in args.profile:
+        cfg = R.load_config(path)
+        opt = cfg.optimiser.model_copy(update={"steps": args.profile_steps})
+        cfg = cfg.model_copy(update={"optimiser": opt, "stop_on_success": False})
+        if handle is None or handle.name != cfg.model:
+            handle = R.load_handle(cfg)
+        d = out / cfg.method
+        d.mkdir(parents=True)
+        prompts = cfg.prompt_list(limit=not cfg.only_refused)
+        if cfg.only_refused:
+            prompts = R.refused_prompts(handle, cfg.model_copy(update={"n_prompts": 1}), d, prompts)
+        obj = R.build_objective(handle, cfg, d)
+        for variant, update in (("before", PROFILE_BEFORE), ("after", {})):
+            c = cfg.model_copy(update=update)
+            rec = profile_attempt(handle, obj, c, prompts[0], R.campaign_check(handle, c, d))
+            rows.append(
+                {
+                    "method": cfg.method,
+                    "variant": variant,
+                    "check_every": c.check_every,
+                    "refusal_peek": c.refusal_peek,
+                    "steps": rec["steps"],
+                    "success": rec["success"],
+                    **rec["profile"],
+                }
+            )
+            print(rows[-1])
+    write_json(rows, out / "profile.json")
+    write_sidecar(out, command="benchmarks/attack.py --profile", config=vars(args), started=started)
+    return out
+
+
 def main(argv: list[str] | None = None) -> Path:
     import analysis.rerouting as R
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--paper", action="store_true", help="run the paper regime (benchmarks/configs/paper)")
+    p.add_argument("--smoke", action="store_true", help="with --paper: 1 step on the tiny model, CPU")
+    p.add_argument("--run-dir", default=None, help="with --paper: a run folder to create or resume")
+    p.add_argument("--compare", nargs="+", default=None, help="campaign run folders: compare them")
+    p.add_argument("--common", action="store_true", help="with --compare: only the prompts all attacked")
+    p.add_argument("--profile", nargs="+", default=None, help="campaign TOMLs: profile one attempt each")
+    p.add_argument("--profile-steps", type=int, default=10, help="with --profile: steps per attempt")
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--n-prompts", type=int, default=4)
     p.add_argument(
@@ -93,6 +268,14 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.smoke and not args.paper:
+        p.error("--smoke goes with --paper")
+    if args.paper:
+        return run_paper(args)
+    if args.compare:
+        return run_compare(args)
+    if args.profile:
+        return run_profile(args)
     started = time.time()
 
     from probes.datasets import load_instructions, refusal_data_dir

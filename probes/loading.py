@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from probes.adapters import ADAPTERS
 from probes.errors import InputError, UnknownModelError
 from probes.handle import BACKENDS, ModelHandle
 from probes.packs import (
@@ -438,6 +439,11 @@ def load_hf(
     ``pack_sha256`` is the pinned hash only for a pack whose GGUF (or dequantised copy) was verified."""
     if derived is None:
         derived = os.environ.get("SUBLENS_NO_DERIVED", "") in ("", "0")
+    if name_or_path in ADAPTERS:  # a packaged base + a pinned in-repo adapter (probes.adapters)
+        from probes.adapters import load_adapted
+
+        model, tok, sha, _ = load_adapted(name_or_path, dtype=dtype, fetch=fetch, progress=progress)
+        return model, tok, "adapter", sha
     if name_or_path in PACKS:
         model, tok = _load_pack(name_or_path, dtype, fetch, derived, progress)
         return model, tok, "pack", get_pack(name_or_path).sha256
@@ -498,6 +504,8 @@ def load_model(
         name_or_path, dtype=dtype, fetch=fetch, derived=derived, allow_hub=allow_hub, progress=progress
     )
     handle = ModelHandle(model.to(device), tok, name=str(name_or_path), source=source, pack_sha256=sha)
+    if name_or_path in ADAPTERS:
+        handle.adapter_sha256 = ADAPTERS[name_or_path].weights_sha256
     handle.view(backend)
     return handle
 
@@ -506,6 +514,7 @@ def model_config(name: str):
     """The HF config of a packaged model, read from its GGUF header (no weights are dequantised)."""
     from transformers import AutoConfig
 
+    name = ADAPTERS[name].base if name in ADAPTERS else name  # an adapter keeps its base's shape
     spec = get_pack(name)
     if pack_path(spec).is_file():
         ensure_verified(spec)

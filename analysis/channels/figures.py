@@ -245,7 +245,7 @@ def layer_figure(blocks: pd.DataFrame, n_layers: int, z_min: float, top: float) 
     )
     axis = dict(dtick=max(1, n_layers // 10), showgrid=False, zeroline=False)
     fig.update_layout(
-        title="Layer map (click to zoom)",
+        title=dict(text="Layer map<br><sup>click a block to zoom</sup>", font_size=14),
         xaxis=dict(title="receiver layer", range=[-0.5, n_layers - 0.5], **axis),
         yaxis=dict(title="sender layer", range=[n_layers - 0.5, -0.5], **axis),
         width=px * n_layers + 110,

@@ -108,7 +108,7 @@ def run_attempt(
         if success and not judges.judge(response):  # the longer answer turns into a refusal
             success = False
             at.forget_success()
-    elif response is None:  # the readout failed: still record what the model says, for review
+    elif response is None or verdict.peeked:  # not generated in full: record the whole answer, for review
         response = handle.generate(at.text(res.best_ids), max_new_tokens=cfg.max_new_tokens)
     return _record(cfg, prompt, seed, res, at, verdict, response, success)
 

@@ -24,6 +24,7 @@ __all__ = ["ATTEMPTS", "BASELINE", "check_resume", "read_attempts", "refused_pro
 
 ATTEMPTS = "attempts.jsonl"
 BASELINE = "baseline.jsonl"
+WEIGHTS = "weights.json"
 
 
 def read_attempts(run_dir: str | Path) -> list[dict]:
@@ -94,6 +95,7 @@ def run_campaign(
     if ray is not None:
         return run_campaign_on_ray(config, run_dir, prompts, ray, progress=progress)
     handle = handle or load_handle(config)
+    _record_weights(handle, run_dir)
     if config.only_refused:
         prompts = refused_prompts(handle, config, run_dir, prompts, progress=progress)
     done = log.read()
@@ -120,6 +122,14 @@ def run_campaign(
         if bar is not None:
             bar.close()
     return run_dir
+
+
+def _record_weights(handle: ModelHandle, run_dir: Path) -> None:
+    """``run_dir/weights.json``: which weights the campaign attacked (base pack and adapter SHA-256)."""
+    from probes.adapters import model_hashes
+    from probes.runs import write_json
+
+    write_json({"model": handle.name, **model_hashes(handle)}, run_dir / WEIGHTS)
 
 
 def _campaign_worker(shared: tuple[CampaignConfig, str]):

@@ -63,6 +63,7 @@ class CampaignConfig(Config):
     check_every: int = 5  # judge the best suffix every k steps (0: only at the end)
     stop_on_success: bool = True  # end an attempt at its first judged success
     max_new_tokens: int = 48  # greedy response length for judging
+    refusal_peek: int = 0  # generate this many tokens first; a refusal there fails the check (exact; 0: off)
     success: str = "phrase"  # the in-loop success check, one of analysis.rerouting.success.SUCCESS_CHECKS
     readout_layer: int | None = None  # layer of the "+readout" probe (None: the final layer)
     judge_model: str = "qwen2.5-coder-1.5b-instruct"  # in-loop LLM judge (the "+llm" checks only)
@@ -89,6 +90,8 @@ class CampaignConfig(Config):
             raise ValueError("optimiser.seed is set per attempt from seeds: remove it, list seeds = [...].")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")
+        if self.refusal_peek < 0:
+            raise ValueError(f"refusal_peek must be >= 0 (0: off), got {self.refusal_peek}.")
         if not self.seeds:
             raise ValueError("seeds is empty: give at least one seed, e.g. seeds = [0].")
         if len(set(self.layers)) != len(self.layers):

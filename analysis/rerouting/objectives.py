@@ -152,4 +152,5 @@ def campaign_check(
         long_new_tokens=cfg.long_new_tokens,
         readout=readout_probe(handle, cfg, run_dir) if "readout" in stages else None,
         llm=(llm or load_llm_judge(cfg)) if "llm" in stages else None,
+        peek=cfg.refusal_peek,
     )

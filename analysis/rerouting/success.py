@@ -49,6 +49,7 @@ __all__ = [
 SUCCESS_CHECKS: dict[str, tuple[str, ...]] = {  # success name -> its stages, in the order they run
     "phrase": ("phrase",),
     "phrase+readout": ("readout", "phrase"),
+    "phrase+readout+content": ("readout", "phrase", "long", "content"),
     "phrase+readout+llm": ("readout", "phrase", "long", "llm"),
     "phrase+readout+llm+content": ("readout", "phrase", "long", "content", "llm"),
 }
@@ -65,6 +66,7 @@ class Verdict:
     llm: float | None = None  # LLM judge P(YES)
     non_answer: str | None = None  # why the answer gives no content
     long: bool = False  # the response is the final_new_tokens one
+    peeked: bool = False  # the response is only the first ``peek`` tokens (a refusal already there)
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,34 @@ class Readout:
 
 @dataclass(frozen=True)
 class Phrase:
-    """A greedy ``max_new_tokens`` answer without a refusal phrase."""
+    """A greedy ``max_new_tokens`` answer without a refusal phrase.
+
+    With ``peek``, the first ``peek`` tokens are generated first and a refusal there fails the check at
+    once: exact, since a greedy answer's first tokens are the same whatever its length, and a phrase in
+    a prefix is in the whole answer."""
 
     max_new_tokens: int
+    peek: int = 0
 
     def __call__(self, handle: ModelHandle, prompt: str, v: Verdict) -> bool:
+        if 0 < self.peek < self.max_new_tokens:
+            v.response = handle.generate(v.text, max_new_tokens=self.peek)
+            if judges.is_refusal(v.response):
+                v.peeked = True
+                return False
         v.response = handle.generate(v.text, max_new_tokens=self.max_new_tokens)
         return judges.judge(v.response)
 
 
 @dataclass(frozen=True)
 class LongAnswer(Phrase):
-    """The same check on a longer answer, which replaces the short one."""
+    """The same check on a longer answer, which replaces the short one (no peek: it follows a
+    phrase check that passed)."""
 
     def __call__(self, handle: ModelHandle, prompt: str, v: Verdict) -> bool:
         v.long = True
-        return super().__call__(handle, prompt, v)
+        v.response = handle.generate(v.text, max_new_tokens=self.max_new_tokens)
+        return judges.judge(v.response)
 
 
 @dataclass(frozen=True)
@@ -142,10 +156,11 @@ def success_check(
     long_new_tokens: int | None = None,
     readout: tuple[int, tuple[Tensor, Tensor]] | None = None,
     llm: judges.LLMJudge | None = None,
+    peek: int = 0,
 ) -> SuccessCheck:
     """The check ``name`` of :data:`SUCCESS_CHECKS`. ``readout`` = ``(layer, (w, b))`` is needed by the
     ``+readout`` checks, ``llm`` by the ``+llm`` ones; the ``long`` stage runs only with
-    ``long_new_tokens``."""
+    ``long_new_tokens``; ``peek``: see :class:`Phrase`."""
     if name not in SUCCESS_CHECKS:
         raise InputError(f"Unknown success check {name!r}; choose one of {', '.join(SUCCESS_CHECKS)}.")
 
@@ -156,7 +171,7 @@ def success_check(
 
     make = {
         "readout": lambda: Readout(*need(readout, "the readout probe: pass readout=(layer, (w, b))")),
-        "phrase": lambda: Phrase(max_new_tokens),
+        "phrase": lambda: Phrase(max_new_tokens, peek),
         "long": lambda: LongAnswer(long_new_tokens),
         "content": Content,
         "llm": lambda: LLM(need(llm, "the LLM judge: pass llm=LLMJudge(...)")),

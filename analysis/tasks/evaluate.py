@@ -11,7 +11,7 @@ from analysis.tasks.laundry import laundry_list_prompts
 from analysis.tasks.scoring import accuracy_by_n, accuracy_by_position, ioi_summary, score_ioi, score_laundry
 from probes.logits import next_token_logits
 
-__all__ = ["LaundryResult", "evaluate_ioi", "evaluate_laundry", "laundry_gain"]
+__all__ = ["LaundryResult", "evaluate_ioi", "evaluate_laundry", "evaluate_prompts", "laundry_gain"]
 
 
 @dataclass
@@ -31,9 +31,28 @@ def evaluate_laundry(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = True,
+    items=None,
+    templates=None,
 ) -> LaundryResult:
-    """Laundry List accuracy of ``handle`` (among the list's items and over the full vocabulary)."""
-    prompts = laundry_list_prompts(handle.tokenizer, n_items=n_items, n_per_n=n_per_n, split=split, seed=seed)
+    """Laundry List accuracy of ``handle`` (among the list's items and over the full vocabulary).
+
+    ``items`` (your pool, split into dev/test halves) and ``templates`` replace the built-in ones."""
+    prompts = laundry_list_prompts(
+        handle.tokenizer,
+        n_items=n_items,
+        n_per_n=n_per_n,
+        split=split,
+        seed=seed,
+        templates=templates,
+        items=items,
+    )
+    return evaluate_prompts(handle, prompts, batch_size, progress)
+
+
+def evaluate_prompts(
+    handle, prompts: pd.DataFrame, batch_size: int = 16, progress: bool = True
+) -> LaundryResult:
+    """Score ready-made Laundry List ``prompts`` (e.g. :func:`analysis.tasks.laundry.heldout_laundry_prompts`)."""
     logits = next_token_logits(handle, list(prompts["prompt"]), batch_size=batch_size, progress=progress)
     scored = score_laundry(logits.numpy(), prompts)
     by_n = accuracy_by_n(scored)

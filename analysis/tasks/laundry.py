@@ -15,7 +15,12 @@ re-mention of all items but one, then a cue whose next token is the missing item
   default) so that the answer cannot be found from list order alone.
 * ``position`` is the answer's 0-based index in the first list; for each ``N`` the positions are
   balanced (prompt ``j`` uses position ``j mod N``).
-* Templates are in :data:`LAUNDRY_TEMPLATES` (``{items}`` and ``{rest}`` placeholders).
+* Templates are in :data:`LAUNDRY_TEMPLATES` (``{items}`` and ``{rest}`` placeholders), the default
+  of :func:`laundry_list_prompts`. :data:`LAUNDRY_TEMPLATE_SPLITS` adds a second, disjoint family with
+  other wording: ``dev`` (= :data:`LAUNDRY_TEMPLATES`) for anything fitted, ``test`` for held-out
+  measurement. :func:`laundry_family_prompts` / :func:`heldout_laundry_prompts` pair dev items with
+  dev templates and test items with test templates. With your own templates (``--templates FILE``),
+  they replace the ``test`` family; fits keep the built-in ``dev`` family.
 * Item vocabularies: :data:`DEFAULT_ITEMS` is split once, with a seed, into disjoint ``dev`` and
   ``test`` halves, *before* filtering to the tokenizer's single tokens, so the split does not
   depend on the model and the two vocabularies never share an item.
@@ -41,7 +46,10 @@ __all__ = [
     "DEFAULT_ITEMS",
     "LAUNDRY_COLUMNS",
     "LAUNDRY_TEMPLATES",
+    "LAUNDRY_TEMPLATE_SPLITS",
     "SPLITS",
+    "heldout_laundry_prompts",
+    "laundry_family_prompts",
     "laundry_item_splits",
     "laundry_list_prompts",
 ]
@@ -54,6 +62,16 @@ LAUNDRY_TEMPLATES: tuple[str, ...] = (
     "Shopping list: {items}. I already bought the {rest}. The only thing I still need to buy is the",
     "On the table there were: {items}. I put away the {rest}. The only thing still on the table is the",
 )
+
+LAUNDRY_TEMPLATE_SPLITS: dict[str, tuple[str, ...]] = {
+    "dev": LAUNDRY_TEMPLATES,
+    "test": (
+        "To-do list: fix the {items}. I have already fixed the {rest}. The one thing left to fix is the",
+        "Gift list: {items}. The children have opened the {rest}. The only gift they have not opened yet is the",
+        "Lost and found: {items}. The owners came back for the {rest}. Nobody has come back for the",
+        "In the attic we found: {items}. We sold the {rest}. The only thing we kept is the",
+    ),
+}
 
 DEFAULT_ITEMS: tuple[str, ...] = (
     "sock", "shirt", "hat", "towel", "coat", "scarf", "glove", "belt", "dress", "skirt",
@@ -118,7 +136,7 @@ def _check_n(n_items: int | Iterable[int], available: int, split: str) -> list[i
             raise InputError(
                 f"list length N = {n} is out of range: the {split!r} vocabulary has only {available} single-token "
                 f"items for this tokenizer (N = 2..{available}); use --n-max {available} or less (n_items), or "
-                "pass more items."
+                "pass more items (--items FILE)."
             )
     return ns
 
@@ -193,3 +211,43 @@ def laundry_list_prompts(
     for prompt, answer, answer_id in df[["prompt", "answer", "answer_id"]].itertuples(index=False):
         check_next_token(tokenizer, prompt, answer, answer_id)
     return df
+
+
+def laundry_family_prompts(
+    tokenizer: TokenizerLike,
+    split: str,
+    n_items: int | Iterable[int] = range(2, 11),
+    n_per_n: int = 40,
+    seed: int = 0,
+    items: Sequence[str] | None = None,
+    templates: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Prompts from the ``split`` items **and** the ``split`` template family.
+
+    ``items`` (your pool) is split into dev/test halves as the default pool is. ``templates`` (yours)
+    replace the ``test`` family only; ``split="dev"`` always uses the built-in dev templates, so a fit
+    on dev prompts never sees the templates it is measured on.
+
+    >>> from analysis.tasks.common import ToyTokenizer
+    >>> tok = ToyTokenizer(DEFAULT_ITEMS)
+    >>> laundry_family_prompts(tok, "test", n_items=2, n_per_n=1, seed=0).prompt[0][:10]
+    'To-do list'
+    """
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {list(SPLITS)}, got {split!r}.")
+    family = LAUNDRY_TEMPLATE_SPLITS[split] if templates is None or split == "dev" else templates
+    return laundry_list_prompts(
+        tokenizer, n_items=n_items, n_per_n=n_per_n, split=split, seed=seed, templates=family, items=items
+    )
+
+
+def heldout_laundry_prompts(
+    tokenizer: TokenizerLike,
+    n_items: int | Iterable[int] = range(2, 11),
+    n_per_n: int = 40,
+    seed: int = 0,
+    items: Sequence[str] | None = None,
+    templates: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Held-out prompts: test items and the test template family (or your ``templates``)."""
+    return laundry_family_prompts(tokenizer, "test", n_items, n_per_n, seed, items, templates)

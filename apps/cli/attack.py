@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def run(
         run.resume = shlex.join(["sublens", "attack", "run", config, "--run-dir", str(run.dir)])
         console.print(f"run directory: {run.dir}")
         run_campaign(cfg, run.dir, progress=progress, ray=ray_cfg)
+        weights = run.dir / "weights.json"
+        if weights.is_file():  # base pack and adapter SHA-256 of the attacked model
+            run.record(**{k: v for k, v in json.loads(weights.read_text()).items() if k != "model"})
         tab = report(run.dir)
         run.record(report=tab.to_dict(orient="records"))
     _print_report(tab, f"attack report ({cfg.method}, {cfg.model})")

@@ -1,4 +1,4 @@
-"""``sublens edit search MODEL`` / ``sublens edit apply MODEL EDIT``: rank-1 OV-component weight edits."""
+"""``sublens edit search|apply|learn``: rank-1 OV-component weight edits (α grid, apply, learned scales)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import time
 import typer
 from rich.console import Console
 
-from apps.cli import checks
+from apps.cli import checks, task_files
 from apps.cli.tables import print_frame
 from probes.errors import InputError
 
-app = typer.Typer(help="Rank-1 OV-component weight edits (search, apply).", no_args_is_help=True)
+app = typer.Typer(help="Rank-1 OV-component weight edits (search, apply, learn).", no_args_is_help=True)
 console = Console()
 
 
@@ -58,11 +58,16 @@ def search(
     dev_per_n: int = typer.Option(10, help="dev prompts per list length"),
     n_weight_power: float = typer.Option(0.0, help="weight dev N by N**power"),
     n_combine: int = typer.Option(3, help="best single edits combined greedily"),
-    test_per_n: int = typer.Option(30, help="test prompts per list length (N = 2..10) for the report"),
+    test_per_n: int = typer.Option(
+        30, help="test prompts per list length (N = 2..--test-n-max) for the report"
+    ),
+    test_n_max: int = typer.Option(10, help="largest list length of the test report"),
     ioi_prompts: int = typer.Option(100, help="IOI prompts for the logit-difference side effect"),
     seed: int = typer.Option(0, help="prompt and null seed"),
     resume: str = typer.Option(None, help="resume this run directory (its saved config is used)"),
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
+    items: str = task_files.ITEMS_OPTION,
+    templates: str = task_files.TEMPLATES_OPTION,
     ray: str = checks.RAY_OPTION,
     workers: int = checks.WORKERS_OPTION,
 ) -> None:
@@ -95,6 +100,10 @@ def search(
             raise InputError(
                 f"--alphas {alphas}: 1 is the unedited model (always scored as the baseline); drop it."
             )
+        dev_n = _ns(dev_n_min, dev_n_max, "dev-")
+        checks.at_least(test_n_max, 2, "--test-n-max")
+        test_n = tuple(range(2, test_n_max + 1))
+        lengths = {"dev": (dev_n, "--dev-n-max"), "test": (test_n, "--test-n-max")}
         with checks.as_flags(_SEARCH_FLAGS):
             config = EditSearchConfig(
                 top_k=top_k,
@@ -103,13 +112,16 @@ def search(
                 min_receiver_layer=min_receiver_layer,
                 heads=_heads(heads),
                 head_components=head_components,
-                dev_n=_ns(dev_n_min, dev_n_max, "dev-"),
+                dev_n=dev_n,
                 dev_per_n=dev_per_n,
                 n_weight_power=n_weight_power,
                 n_combine=n_combine,
+                test_n=test_n,
                 test_per_n=test_per_n,
                 ioi_prompts=ioi_prompts,
                 seed=seed,
+                items=task_files.read_items(items, lengths),
+                templates=task_files.read_templates(templates),
             )
         handle = None
         where = {"root": out, "flag": "--out" if out else None}
@@ -119,6 +131,7 @@ def search(
         console.print(f"run directory: {run.dir}")
         handle = handle or _load(model)
         run.record(model=handle.name, pack_sha256=handle.pack_sha256)
+        task_files.check_tokens(config.items, items or "(saved config)", handle.tokenizer)
         _check_for_model(handle, config)
         res = run_edit_search(handle, config, run.dir, progress=True, ray=ray_cfg)
     _print_search(res, handle.name)
@@ -139,7 +152,9 @@ def _check_for_model(handle, config) -> None:
                 f"--heads {layer}.{head} is out of range: {handle.name} has layers 0..{n_layers - 1} and "
                 f"heads 0..{handle.info.n_heads - 1}."
             )
-    checks.check_list_vocab(handle.tokenizer, config.dev_n, "dev", "--dev-n-max")
+    if not config.items:
+        checks.check_list_vocab(handle.tokenizer, config.dev_n, "dev", "--dev-n-max")
+        checks.check_list_vocab(handle.tokenizer, config.test_n, "test", "--test-n-max")
 
 
 def _resume_config(resume: str):
@@ -183,10 +198,14 @@ def apply(
     n_max: int = typer.Option(10, help="largest list length"),
     per_n: int = typer.Option(30, help="test prompts per list length"),
     seed: int = typer.Option(0, help="prompt seed"),
+    items: str = task_files.ITEMS_OPTION,
+    templates: str = task_files.TEMPLATES_OPTION,
 ) -> None:
-    """Apply a saved edit and print test-split Laundry List accuracy by N and the LM-loss change."""
-    from analysis.tasks.evaluate import evaluate_laundry, laundry_gain
+    """Apply a saved edit and print held-out Laundry List accuracy by N (test items, held-out template
+    family or --templates) and the LM-loss change."""
+    from analysis.tasks.evaluate import evaluate_prompts, laundry_gain
     from analysis.tasks.heldout import heldout_texts
+    from analysis.tasks.laundry import heldout_laundry_prompts
     from probes.edits import EditSpec
     from probes.lm_loss import lm_loss
 
@@ -195,23 +214,32 @@ def apply(
     checks.at_least(per_n, 1, "--per-n")
     checks.at_least(seed, 0, "--seed")
     checks.input_file(edit, "EDIT", "edit spec .json")
+    item_list = task_files.read_items(items, {"test": (ns, "--n-max")})
+    template_list = task_files.read_templates(templates)
     spec = EditSpec.load(edit)
     handle = _load(model)
     spec.check(handle)  # wrong model → InputError before any work
-    checks.check_list_vocab(handle.tokenizer, ns, "test", "--n-max")
+    task_files.check_tokens(item_list, items, handle.tokenizer)
+    if not item_list:
+        checks.check_list_vocab(handle.tokenizer, ns, "test", "--n-max")
+    prompts = heldout_laundry_prompts(
+        handle.tokenizer, ns, per_n, seed, list(item_list) or None, list(template_list) or None
+    )
     texts = heldout_texts()
 
     def measure():
-        res = evaluate_laundry(handle, n_items=ns, n_per_n=per_n, split="test", seed=seed, progress=False)
-        return res.by_n, lm_loss(handle, texts)
+        return evaluate_prompts(handle, prompts, progress=False).by_n, lm_loss(handle, texts)
 
     before, loss0 = measure()
     with spec.apply(handle):
         after, loss1 = measure()
     table = laundry_gain(before, after)
     edits = ", ".join(f"{e.layer}.{e.head}[{e.component}]×{e.alpha:g}" for e in spec.edits)
-    print_frame(table, f"Laundry List test accuracy by N ({handle.name}; edit {edits})", console)
+    print_frame(table, f"Laundry List held-out accuracy by N ({handle.name}; edit {edits})", console)
     console.print(
         f"LM loss {loss0:.4f} → {loss1:.4f} ({100 * (loss1 - loss0) / loss0:+.2f}%) "
         f"[{time.time() - started:.0f} s]"
     )
+
+
+from apps.cli import edit_learn  # noqa: E402, F401  (registers `sublens edit learn`)

@@ -33,6 +33,7 @@ def fit(
     import torch
 
     from analysis.refusal.pipeline import RefusalConfig, fit_refusal
+    from probes.adapters import model_hashes
     from probes.datasets import shared_refusal_split
     from probes.loading import load_model
     from probes.runs import open_run
@@ -62,7 +63,7 @@ def fit(
         run.record(config=cfg)
         with console.status(f"loading {model} …"):
             handle = load_model(model, backend="hf", progress=False)
-        run.record(model=handle.name, pack_sha256=handle.pack_sha256)
+        run.record(model=handle.name, **model_hashes(handle))
         if layer is not None and layer >= handle.info.n_layers:
             raise InputError(
                 f"--layer {layer} is out of range: {handle.name} has layers 0..{handle.info.n_layers - 1}."
@@ -83,3 +84,57 @@ def fit(
         )
     console.print(f"direction layer {res.layer}; best probe layer {res.probes.best_layer}")
     console.print(f"results: {run.dir}")
+
+
+@app.command("harden")
+def harden_cmd(
+    model: str = typer.Option("smollm2-135m-instruct", help="packaged base model"),
+    n_harmful: int = typer.Option(120, help="harmful train instructions taught to refuse"),
+    n_harmless: int = typer.Option(120, help="harmless train instructions kept on the base model's answers"),
+    n_wrapped: int = typer.Option(30, help="extra harmful examples in a role-play wrapper"),
+    n_suffixed: int = typer.Option(30, help="extra harmful and harmless examples with a random token suffix"),
+    rank: int = typer.Option(8, help="LoRA rank"),
+    epochs: int = typer.Option(1, help="passes over the examples"),
+    lr: float = typer.Option(3e-3, help="AdamW learning rate"),
+    eval_harmless: int = typer.Option(60, help="harmless val prompts for the false-refusal rate"),
+    seed: int = typer.Option(0, help="shuffling, wrappers, suffixes and LoRA init"),
+    eval_base: bool = typer.Option(False, help="also measure the base model's refusal rates on val"),
+    out: str = typer.Option(None, help="run directory root (default ./runs)"),
+) -> None:
+    """Train a refusal-hardening LoRA adapter; the adapter lands in RUN/adapter/, numbers in harden.json."""
+    from analysis.refusal.harden import HardenConfig
+    from analysis.refusal.organism import harden
+    from probes.runs import open_run
+
+    for value, flag in ((n_harmful, "--n-harmful"), (n_harmless, "--n-harmless"), (rank, "--rank")):
+        checks.at_least(value, 1, flag)
+    for value, flag in ((n_wrapped, "--n-wrapped"), (n_suffixed, "--n-suffixed"), (seed, "--seed")):
+        checks.at_least(value, 0, flag)
+    checks.at_least(epochs, 1, "--epochs")
+    checks.at_least(eval_harmless, 1, "--eval-harmless")
+    checks.between(lr, 0.0, 1.0, "--lr")
+    with checks.as_flags():
+        cfg = HardenConfig(
+            model=model,
+            n_harmful=n_harmful,
+            n_harmless=n_harmless,
+            n_wrapped=n_wrapped,
+            n_suffixed=n_suffixed,
+            rank=rank,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+        )
+    flag = "--out" if out else None
+    with open_run("refusal harden", cfg.to_json(), root=out, flag=flag, seed=seed) as run:
+        run.record(config=cfg)
+        res = harden(cfg, run.dir, run=run, eval_harmless=eval_harmless, eval_base=eval_base)
+    for name in ("base", "hardened"):
+        r = res[name]
+        rates = (
+            f"refuses harmful val {r['refused_harmful_val']:.2f}, harmless val {r['refused_harmless_val']:.2f}; "
+            if "refused_harmful_val" in r  # the base model's refusals are measured with --eval-base only
+            else ""
+        )
+        console.print(f"{name:9s} {rates}held-out LM loss {r['heldout_lm_loss']:.4f}")
+    console.print(f"LM loss change {res['lm_loss_change']:+.1%}; adapter: {run.dir / 'adapter'}")

@@ -2,6 +2,8 @@
 
 Edits are :class:`probes.edits.EditSpec` rank-1 rescalings, applied to a deep copy of the model (the
 cached model is never touched). Specs are saved/loaded as ``<stem>.json`` + ``<stem>.safetensors``.
+The **Learned edits** picker lists the edit specs of ``sublens edit learn`` runs for the current model
+(``<runs root>/edit-learn/*/front.jsonl``, newest run first) and applies the chosen one.
 Results are stored with the edit and settings that produced them (``st.session_state["edit_result"]``);
 when the table or settings change, they are shown as stale with the edit they belong to. The table and
 settings are kept across page switches.
@@ -106,6 +108,64 @@ def _load_spec(handle, key) -> None:
                 st.success(f"loaded {len(spec.edits)} edits from {load_path}")
 
 
+def learned_specs(model: str) -> list[tuple[str, Path]]:
+    """``(label, spec path)`` of every learned edit of ``model`` under ``<runs root>/edit-learn``, newest run
+    first, each labelled with its held-out gain, LM-loss change and number of components."""
+    import json
+
+    out = []
+    logs = sorted(
+        (runs_root() / "edit-learn").glob("*/front.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for log in logs:
+        for line in log.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line of a running or killed sweep
+            if rec.get("model") != model or not rec.get("spec"):
+                continue
+            label = (
+                f"{log.parent.name} · {rec['key']}: {rec['max_gain_pp']:+.1f} pp at N={rec['max_gain_n']}, "
+                f"LM loss {rec['lm_loss_rel_change_pct']:+.2f}%, {rec['n_edited']} components"
+            )
+            out.append((label, log.parent / "specs" / rec["spec"]))
+    return out
+
+
+def _learned_picker(handle, key, ns, per_n) -> None:
+    """Pick a learned edit spec and evaluate it (before/after) at the current N and prompts per N."""
+    with st.expander("Learned edits"):
+        specs = learned_specs(handle.name)
+        if not specs:
+            st.caption(
+                f"No learned edits of {handle.name} under {runs_root() / 'edit-learn'}: run "
+                f"`sublens edit learn {handle.name}` (the runs root is $SUBLENS_RUNS or ./runs)."
+            )
+            return
+        labels = [label for label, _ in specs]
+        label = st.selectbox(
+            "learned edit (run · penalties: held-out result)", labels, key="edit_learned_pick"
+        )
+        if st.button("Apply learned edit", key="edit_learned_apply", disabled=per_n is None):
+            from probes.edits import EditSpec
+
+            try:
+                spec = EditSpec.load(dict(specs)[label])
+                spec.check(handle)
+                edits = tuple((e.layer, e.head, e.component, e.alpha) for e in spec.edits)
+                with st.spinner(f"evaluating {len(edits)} learned rescalings …"):
+                    before, loss0 = laundry_and_loss(handle, key, (), ns, per_n)
+                    after, loss1 = laundry_and_loss(handle, key, edits, ns, per_n)
+            except SubspaceLensError as err:
+                st.error(str(err))
+            else:
+                st.session_state[RESULT_KEY] = dict(
+                    model=key, edits=edits, ns=ns, per_n=per_n, before=before, after=after,
+                    loss0=loss0, loss1=loss1, source=label,
+                )  # fmt: skip
+
+
 def _metric(col, label: str, value: float, delta: float, resolution: float, fmt: str, unit: str = "", **kw):
     """A metric whose change shows no arrow when it rounds to zero at ``resolution``."""
     text = signed_change(delta, resolution)
@@ -118,7 +178,10 @@ def _show(result: dict, current: tuple) -> None:
     """Results of ``result`` (marked stale when ``current`` — edits, Ns, prompts per N — differs); a result
     without edits is the unedited baseline."""
     edits, ns, per_n = result["edits"], result["ns"], result["per_n"]
-    what = f"{edit_label(edits)} · N {ns[0]}–{ns[-1]} · {per_n} prompts per N"
+    source = result.get("source")  # a learned edit: compared with the settings, not with the table
+    if source:
+        current = (edits, *current[1:])
+    what = f"{source or edit_label(edits)} · N {ns[0]}–{ns[-1]} · {per_n} prompts per N"
     if not edits:
         st.markdown(
             f"**Unedited model** (N {ns[0]}–{ns[-1]} · {per_n} prompts per N; press *Apply edit* to compare)"
@@ -129,7 +192,7 @@ def _show(result: dict, current: tuple) -> None:
             "settings changed since). Press *Apply edit* to evaluate the current edit."
         )
     else:
-        st.markdown(f"**Edited:** {what}")
+        st.markdown(f"**{'Learned edit' if source else 'Edited'}:** {what}")
     table = laundry_gain(result["before"], result["after"])
     loss0, loss1 = result["loss0"], result["loss1"]
     acc0, acc1 = table["accuracy_before"].mean(), table["accuracy_after"].mean()
@@ -196,6 +259,7 @@ try:
 except LimitError as err:
     st.error(str(err))
 ns = tuple(range(int(n_lo), int(n_hi) + 1))
+_learned_picker(handle, key, ns, per_n_ok)
 
 if st.button("Apply edit", type="primary", key="edit_apply", disabled=edits is None or per_n_ok is None):
     with st.spinner("evaluating the unedited model and the edited copy …"):
