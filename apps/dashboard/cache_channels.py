@@ -220,6 +220,14 @@ def component_tokens(
         return component_tokens(_handle, head[0], head[1], components, k)
 
 
+def warm_panel() -> None:
+    """Import what the pair panel computes with (effects, task prompts), so the first click of a session
+    does not pay for the imports."""
+    import analysis.channels.effects  # noqa: F401
+    import analysis.tasks.ioi  # noqa: F401
+    import analysis.tasks.laundry  # noqa: F401
+
+
 def effects_path(key: ModelKey, *parts) -> Path:
     """Where a removal-effects table is saved (beside the scan of ``key``)."""
     import analysis.channels.effects as effects

@@ -237,6 +237,7 @@ if state.pair is None:
     time.sleep(0.1)
     with st.spinner("preparing the pair panel (loading the model) …"):
         current_model()
+        cached.warm_panel()
     st.stop()
 st.query_params["pair"] = pair_text(state.pair)
 
