@@ -64,6 +64,7 @@ def test_refusal_fit_too_few_prompts_names_the_option():
 
 def test_refusal_harden_writes_adapter_and_numbers(monkeypatch, tmp_path, tmp_cache):
     from probes.adapters import adapter_file_hashes
+    from probes.datasets import shared_refusal_split
 
     monkeypatch.setattr("probes.loading.load_model", lambda name, backend="hf", **kw: tiny_handle(seed=0))
     out = tmp_path / "runs"
@@ -76,7 +77,8 @@ def test_refusal_harden_writes_adapter_and_numbers(monkeypatch, tmp_path, tmp_ca
     result = json.loads((run / "harden.json").read_text())
     assert result["adapter_files"] == adapter_file_hashes(run / "adapter")
     assert result["n_examples"] == 4 + 2 + 2 + 3 + 2
-    assert result["hardened"]["n"] == {"harmful_val": 39, "harmless_val": 3}
+    n_val = len(shared_refusal_split("harmful_val"))  # 39 with ../shared/data, 10 from the demo set
+    assert result["hardened"]["n"] == {"harmful_val": n_val, "harmless_val": 3}
     assert 0 <= result["hardened"]["refused_harmful_val"] <= 1 and result["base"]["heldout_lm_loss"] > 0
 
 

@@ -94,6 +94,7 @@ def test_live_attack_runs_or_says_why_not(page, server):
     _no_exception(page)
     text = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
     assert "stopped:" in text, text
+    page.locator('[data-testid="stCode"]').first.wait_for(timeout=120_000)  # the reply follows the message
     replies = page.locator('[data-testid="stCode"]').all_inner_texts()
     if "Nothing to reroute" in text:
         assert re.search(r"P\(harmless\) = 0\.9\d\d", text) and "pick another layer or prompt" in text, text
