@@ -44,6 +44,7 @@ __all__ = [
     "EditSearchConfig",
     "EditSearchResult",
     "check_resume",
+    "saved_candidates",
     "dev_score",
     "edit_key",
     "evaluate_dev",
@@ -222,9 +223,10 @@ class EditSearchResult:
     test_by_n: pd.DataFrame | None = None  # n_items, accuracy_before, accuracy_after, gain_pp
 
 
-def check_resume(run_dir: str | Path, model: str, config: EditSearchConfig) -> bool:
-    """True when ``run_dir`` holds a search of ``model`` with ``config`` (a resume), False when it holds
-    none; raises :class:`InputError` when it holds another model's or config's search. Writes nothing."""
+def check_resume(run_dir: str | Path, model: str, config: Config, what: str = "a search") -> bool:
+    """True when ``run_dir`` holds ``what`` (e.g. ``"a search"``) of ``model`` with ``config`` (a resume),
+    False when it holds none; raises :class:`InputError` when it holds another model's or config's run.
+    The saved config is parsed as ``type(config)``. Writes nothing."""
     cfg_path = Path(run_dir) / "config.json"
     if not cfg_path.exists():
         return False
@@ -234,15 +236,27 @@ def check_resume(run_dir: str | Path, model: str, config: EditSearchConfig) -> b
         raise InputError(f"{cfg_path} is unreadable ({err}); start a new run directory.") from None
     if saved.get("model") != model:
         raise InputError(
-            f"{run_dir} holds a search for model {saved.get('model')!r}, not {model!r}; "
+            f"{run_dir} holds {what} for model {saved.get('model')!r}, not {model!r}; "
             "resume it with that model or start a new run directory."
         )
-    if EditSearchConfig.parse(saved["config"]) != config:
+    cls = type(config)
+    if cls.parse(saved["config"]) != config:
         raise InputError(
             f"{run_dir} was started with a different config; resume with the saved one "
-            f"(EditSearchConfig.parse(json.load(open('{cfg_path}'))['config'])) or use a new directory."
+            f"({cls.__name__}.parse(json.load(open('{cfg_path}'))['config'])) or use a new directory."
         )
     return True
+
+
+def saved_candidates(run_dir: Path, make: Callable[[], list]) -> list[tuple[int, int, int]]:
+    """``run_dir/candidates.json`` when a resumed run saved it, else ``make()``, saved there first (so a
+    resume edits the same components even if the scan's code changed)."""
+    path = run_dir / "candidates.json"
+    if path.exists():
+        return [tuple(c) for c in json.loads(path.read_text())]
+    candidates = make()
+    write_json(candidates, path)
+    return candidates
 
 
 def _best(records: list[dict]) -> dict:
@@ -273,12 +287,7 @@ def run_edit_search(
     if not check_resume(run_dir, handle.name, config):
         write_json({"model": handle.name, "config": config.to_json()}, cfg_path)
 
-    cand_path = run_dir / "candidates.json"
-    if cand_path.exists():
-        candidates = [tuple(c) for c in json.loads(cand_path.read_text())]
-    else:
-        candidates = resolve_candidates(handle, config)
-        write_json(candidates, cand_path)
+    candidates = saved_candidates(run_dir, lambda: resolve_candidates(handle, config))
 
     log = JsonlLog(run_dir / "search.jsonl")
     records = log.read()

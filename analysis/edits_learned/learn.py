@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from pydantic import model_validator
 
-from analysis.edit_search import EditSearchConfig, resolve_candidates
+from analysis.edit_search import EditSearchConfig, check_resume, resolve_candidates, saved_candidates
 from analysis.edits_learned.data import (
     LaundryBatch,
     TextBatch,
@@ -45,7 +45,9 @@ from probes.config import Config
 from probes.errors import InputError
 from probes.runs import JsonlLog, write_json, write_table
 
-__all__ = ["EditLearnConfig", "check_resume", "learn_scales", "pareto_flags", "point_key", "run_edit_learn"]
+__all__ = ["LEARN_RUN", "EditLearnConfig", "learn_scales", "pareto_flags", "point_key", "run_edit_learn"]
+
+LEARN_RUN = "an edit-learn sweep"  # what check_resume calls a run of this module
 
 
 class EditLearnConfig(Config):
@@ -210,23 +212,6 @@ def pareto_flags(front: pd.DataFrame) -> list[bool]:
     return [not dominated(i) for i in range(len(vals))]
 
 
-def check_resume(run_dir: str | Path, model: str, config: EditLearnConfig) -> bool:
-    """True when ``run_dir`` holds a sweep of ``model`` with ``config`` (a resume), False when it holds none;
-    :class:`InputError` when it holds another model's or config's sweep. Writes nothing."""
-    cfg_path = Path(run_dir) / "config.json"
-    if not cfg_path.exists():
-        return False
-    saved = json.loads(cfg_path.read_text())
-    if saved.get("model") != model:
-        raise InputError(
-            f"{run_dir} holds an edit learn run for model {saved.get('model')!r}, not {model!r}; resume it "
-            "with that model or start a new run directory."
-        )
-    if EditLearnConfig.parse(saved["config"]) != config:
-        raise InputError(f"{run_dir} was started with a different config; resume without changing flags.")
-    return True
-
-
 def _point_record(key, l1, lm_weight, spec_path, spec, log, base: dict, after: dict, config, handle) -> dict:
     """The ``front.jsonl`` record of one point: test gain by N (paired 95% intervals), LM loss, IOI."""
     table = gain_by_n(base["test"], after["test"], config.seed)
@@ -272,14 +257,9 @@ def run_edit_learn(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not check_resume(run_dir, handle.name, config):
+    if not check_resume(run_dir, handle.name, config, LEARN_RUN):
         write_json({"model": handle.name, "config": config.to_json()}, run_dir / "config.json")
-    cand_path = run_dir / "candidates.json"
-    if cand_path.exists():
-        candidates = [tuple(c) for c in json.loads(cand_path.read_text())]
-    else:
-        candidates = candidates_for(handle, config)
-        write_json(candidates, cand_path)
+    candidates = saved_candidates(run_dir, lambda: candidates_for(handle, config))
     sets = prompt_sets(handle, config)
     base = measure(handle, sets, config)
     write_json(

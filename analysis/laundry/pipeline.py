@@ -83,6 +83,17 @@ def write_directions(weights, components: pd.DataFrame) -> tuple[torch.Tensor, d
     return torch.cat(cols, dim=1), per_head
 
 
+def channel_basis(found: dict, k: int | None = None) -> dict:
+    """From a :func:`locate` result: the stacked write directions ``V``, each head's block, their
+    :func:`effective_dimension`, the subspace ``basis`` ``[d_model, k]`` (``k`` default: 95 % of the
+    energy, at least 3, at most the number of directions) and the ``layer`` read (the first mover's)."""
+    V, per_head = write_directions(found["weights"], found["components"])
+    dim = effective_dimension(V)
+    k = k if k is not None else min(max(dim["k95"], 3), V.shape[1])
+    layer = min(m[0] for m in found["channel"]["movers"])
+    return {"V": V, "per_head": per_head, "dim": dim, "k": k, "basis": subspace_basis(V, k=k), "layer": layer}
+
+
 def _prompts(handle, config: SubspaceConfig, split: str, per_n: int) -> pd.DataFrame:
     return laundry_family_prompts(
         handle.tokenizer, split, list(config.n_items), per_n, config.seed,
@@ -111,11 +122,8 @@ def positional_subspace(handle, config: SubspaceConfig, progress: bool = False) 
     correlation``, the ``channel`` dict, the ``weights`` read, the ``basis`` ``[d_model, k]``, the
     ``layer`` read and a ``summary``."""
     found = locate(handle, config, progress)
-    V, per_head = write_directions(found["weights"], found["components"])
-    dim = effective_dimension(V)
-    k = config.k if config.k is not None else min(max(dim["k95"], 3), V.shape[1])
-    basis = subspace_basis(V, k=k)
-    layer = min(layer for layer, _ in found["channel"]["movers"])
+    cb = channel_basis(found, config.k)
+    per_head, dim, k, basis, layer = (cb[n] for n in ("per_head", "dim", "k", "basis", "layer"))
     batch = laundry_batch(handle, _prompts(handle, config, "test", config.per_n))
     rec = record_end(handle, batch, config.batch_size, progress=progress)
     correct = correct_items(rec.item_logits, batch.prompts)
@@ -182,10 +190,8 @@ def steering_study(handle, config: SteerConfig, progress: bool = False, found: d
     from analysis.laundry.steering import fit_targets, mover_attention, steer, steering_table, targets_for
 
     found = found if found is not None else locate(handle, config, progress)
-    V, _ = write_directions(found["weights"], found["components"])
-    k = config.k if config.k is not None else min(max(effective_dimension(V)["k95"], 3), V.shape[1])
-    basis, movers = subspace_basis(V, k=k), found["channel"]["movers"]
-    layer = min(m[0] for m in movers)
+    cb = channel_basis(found, config.k)
+    basis, k, layer, movers = cb["basis"], cb["k"], cb["layer"], found["channel"]["movers"]
 
     def run(batch, targets):
         rec = steer(handle, batch, basis, layer, targets, config.batch_size, progress)

@@ -111,6 +111,21 @@ def input_folder(path: str, flag: str, what: str) -> Path:
     return p
 
 
+def resume_config(resume: str, config_cls, command: str):
+    """``(run_dir, config)`` of ``--resume RUN``: the folder and its saved ``config.json`` parsed as
+    ``config_cls`` (a :class:`probes.config.Config`), for a run of ``command`` (e.g. ``'edit search'``)."""
+    import json
+
+    run_dir = input_folder(resume, "--resume", f"'{command}' run")
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.is_file():
+        raise InputError(f"--resume {resume}: no config.json there; pass a run directory of '{command}'.")
+    try:
+        return run_dir, config_cls.parse(json.loads(cfg_file.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"--resume {resume}: config.json is unreadable ({err}); start a new run.") from None
+
+
 def _flag(key: str) -> str:
     return "--" + key.split(".")[0].replace("_", "-")
 

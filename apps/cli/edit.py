@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 
@@ -78,7 +77,9 @@ def search(
     ray_cfg = checks.ray_config(ray, workers)
 
     if resume:
-        run_dir, config = _resume_config(resume)
+        from analysis.edit_search import EditSearchConfig
+
+        run_dir, config = checks.resume_config(resume, EditSearchConfig, "edit search")
         check_writable(run_dir, "--resume")
         handle = _load(model)
         check_resume(run_dir, handle.name, config)
@@ -155,22 +156,6 @@ def _check_for_model(handle, config) -> None:
     if not config.items:
         checks.check_list_vocab(handle.tokenizer, config.dev_n, "dev", "--dev-n-max")
         checks.check_list_vocab(handle.tokenizer, config.test_n, "test", "--test-n-max")
-
-
-def _resume_config(resume: str):
-    """The run folder and saved config of ``--resume``."""
-    from analysis.edit_search import EditSearchConfig
-
-    run_dir = checks.input_folder(resume, "--resume", "'edit search' run")
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise InputError(f"--resume {resume}: no config.json there; pass a run directory of 'edit search'.")
-    try:
-        return run_dir, EditSearchConfig.parse(json.loads(cfg_file.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(
-            f"--resume {resume}: config.json is unreadable ({err}); start a new search."
-        ) from None
 
 
 def _print_search(res, name: str) -> None:

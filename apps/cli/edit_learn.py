@@ -8,7 +8,6 @@ items and templates files are read then, their tokens once the tokenizer is ther
 
 from __future__ import annotations
 
-import json
 import shlex
 
 import typer
@@ -42,20 +41,6 @@ def _components(value: str) -> tuple[tuple[int, int, int], ...]:
             raise InputError(f"--components item {part!r}: layer, head and component must be >= 0.")
         out.append((layer, head, comp))
     return tuple(out)
-
-
-def _resume_config(resume: str):
-    """The run folder and saved :class:`EditLearnConfig` of ``--resume``."""
-    from analysis.edits_learned import EditLearnConfig
-
-    run_dir = checks.input_folder(resume, "--resume", "'edit learn' run")
-    cfg_file = run_dir / "config.json"
-    if not cfg_file.is_file():
-        raise InputError(f"--resume {resume}: no config.json there; pass a run directory of 'edit learn'.")
-    try:
-        return run_dir, EditLearnConfig.parse(json.loads(cfg_file.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"--resume {resume}: config.json is unreadable ({err}); start a new run.") from None
 
 
 def _check_for_model(handle, config, items_path: str | None) -> None:
@@ -128,13 +113,16 @@ def learn(
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
 ) -> None:
     """Learn per-component scales by gradient descent for each (l1, lm-weight); report the Pareto front."""
+    from analysis.edit_search import check_resume
     from analysis.edits_learned import EditLearnConfig, run_edit_learn
-    from analysis.edits_learned.learn import check_resume
+    from analysis.edits_learned.learn import LEARN_RUN
     from analysis.tasks.sources import read_items_file, read_templates_file
     from probes.runs import check_writable, open_run
 
     if resume:
-        run_dir, config = _resume_config(resume)
+        from analysis.edits_learned import EditLearnConfig
+
+        run_dir, config = checks.resume_config(resume, EditLearnConfig, "edit learn")
         check_writable(run_dir, "--resume")
         where = {"run_dir": run_dir, "flag": "--resume"}
     else:
@@ -203,7 +191,7 @@ def learn(
         console.print(f"run directory: {run.dir}")
         handle = _load(model)
         run.record(model=handle.name, pack_sha256=handle.pack_sha256)
-        check_resume(run.dir, handle.name, config)
+        check_resume(run.dir, handle.name, config, LEARN_RUN)
         _check_for_model(handle, config, items)
         rep = run_edit_learn(handle, config, run.dir, progress=True)
         run.record(n_points=rep["n_points"], reaches_20pp=rep["reaches_20pp"])
