@@ -48,6 +48,7 @@ __all__ = [
     "norm_gain",
     "norm_kind",
     "out_proj",
+    "query_proj",
     "rotary_params",
     "run_forward",
     "text_config",
@@ -104,6 +105,16 @@ def out_proj(block: torch.nn.Module) -> torch.nn.Module:
         if hasattr(attn, name):
             return unwrap(getattr(attn, name))
     raise InputError(f"Cannot find the attention output projection in {type(block).__name__}.")
+
+
+def query_proj(block: torch.nn.Module) -> torch.nn.Module:
+    """The module computing the queries of one decoder block (``q_proj``; GPT-2: the fused ``c_attn``,
+    whose first ``d_model`` output columns are the queries), unwrapped."""
+    attn = attention(block)
+    for name in ("q_proj", "c_attn"):
+        if hasattr(attn, name):
+            return unwrap(getattr(attn, name))
+    raise InputError(f"Cannot find the attention query projection in {type(block).__name__}.")
 
 
 def mlp(block: torch.nn.Module) -> torch.nn.Module:

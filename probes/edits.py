@@ -1,4 +1,4 @@
-"""Rank-1 OV component edits applied to a model's weights in place, reversibly, and saved as specs.
+"""Rank-1 OV (and QK) component edits applied to a model's weights in place, reversibly, and saved as specs.
 
 Rescaling component ``i`` of head ``(layer, head)`` by ``α`` (``α = 0`` removes it) changes that head's
 output weights (row-vector convention, ``W_O^h: [d_head, d_model]``)::
@@ -12,6 +12,15 @@ other components alone; equivalently every per-position head output ``y = z W_O^
 ``y + (α − 1)(y·v_i) v_i`` (``α = 0``: ``y`` projected off ``v_i``). The edit touches only the columns of
 the HF ``o_proj`` weight (rows of GPT-2's ``c_proj`` Conv1D) that belong to that head, under
 ``torch.no_grad``; the original values are kept and copied back bit for bit on undo.
+
+**QK components** (``kind="qk"``): with the head's static ``W_QK^h = W_Q^h W_Kᵀ = Σ_i s_i a_i b_iᵀ``
+(raw weights, i.e. acting on the query projection's input, the norm's output; GQA: the head's KV
+group), rescaling component ``i`` by ``α`` edits the query weights ``W_Q^h ← (I + (α − 1) a_i a_iᵀ) W_Q^h``:
+the head's query reads its input with the part along ``a_i`` scaled by ``α`` (so ``s_i`` becomes
+``α s_i``; with rotary embeddings this holds for the static offset-0 form, and the edit stays an exact
+weight edit). In the ``[d_head, d_model]`` layout ``W = W_Q^hᵀ`` it is the same update as the OV one,
+``W ← W + (α − 1)(W a_i) a_iᵀ``, on the head's rows of ``q_proj`` (columns of GPT-2's ``c_attn``).
+``fold_ln``/``center_writing`` only concern OV edits.
 
 An :class:`EditSpec` records the model (name, pack SHA-256, a sampled weights fingerprint, shapes), the
 edits and the exact ``v`` vectors, so a saved edit re-applies identically even where a new SVD would
@@ -44,10 +53,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from probes.architecture import attention, decoder_layers, input_norm, out_proj, unwrap
+from probes.architecture import attention, decoder_layers, input_norm, out_proj, query_proj, unwrap
 from probes.errors import InputError
 from probes.handle import ModelHandle
-from probes.weights import head_ov_svd
+from probes.weights import head_ov_svd, head_qk_read
 
 __all__ = [
     "MAX_SAFE_ALPHA",
@@ -70,6 +79,7 @@ the head by two orders of magnitude and the model's outputs are mostly that one 
 almost always a typo (``1e6`` for ``1.0``) rather than an experiment."""
 
 _EDIT_FIELDS = ("layer", "head", "component", "alpha")
+_KINDS = ("ov", "qk")  # which circuit an edit rescales a component of (module docstring)
 
 
 class LargeAlphaWarning(UserWarning):
@@ -117,24 +127,28 @@ def weights_fingerprint(handle: ModelHandle) -> str:
 
 @dataclass(frozen=True)
 class ComponentEdit:
-    """Rescale OV SVD component ``component`` (0 = largest singular value) of head ``(layer, head)``."""
+    """Rescale OV (or QK) SVD component ``component`` (0 = largest singular value) of head ``(layer, head)``."""
 
     layer: int
     head: int
     component: int
     alpha: float  # new s_i = alpha * s_i (0 removes the component, 1 is a no-op, -1 flips it)
+    kind: str = "ov"  # "ov": the head's output weights; "qk": its query weights (module docstring)
 
 
 def _as_edit(e) -> ComponentEdit:
     if isinstance(e, ComponentEdit):
         return e
     try:
-        layer, head, component, alpha = e
+        layer, head, component, alpha, *kind = e
+        if len(kind) > 1:
+            raise ValueError
     except (TypeError, ValueError):
         raise InputError(
-            f"Each edit must be (layer, head, component, alpha) or a ComponentEdit, got {e!r}."
+            f"Each edit must be (layer, head, component, alpha), the same with a kind ('ov' or 'qk') "
+            f"or a ComponentEdit, got {e!r}."
         ) from None
-    return ComponentEdit(layer, head, component, alpha)
+    return ComponentEdit(layer, head, component, alpha, *kind)
 
 
 def _check_position(value: object, size: int, field: str, unit: str) -> int:
@@ -181,20 +195,22 @@ def _check_edit(
             f"component {e.component!r} is out of range: each head's OV circuit has d_head={d_head} "
             f"components (0..{d_head - 1}, 0 = largest singular value)."
         )
-    return ComponentEdit(layer, head, int(e.component), _check_alpha(e.alpha, warn))
+    if e.kind not in _KINDS:
+        raise InputError(f"kind must be 'ov' (output weights) or 'qk' (query weights), got {e.kind!r}.")
+    return ComponentEdit(layer, head, int(e.component), _check_alpha(e.alpha, warn), e.kind)
 
 
 def _edit_from_json(i: int, entry: object, where: str) -> ComponentEdit:
-    """``edits[i]`` of a spec file as a :class:`ComponentEdit` (exactly the four fields, no others)."""
+    """``edits[i]`` of a spec file as a :class:`ComponentEdit` (the four fields, ``kind`` optional)."""
     if not isinstance(entry, dict):
         raise InputError(
             f"{where}: edits[{i}] must be an object with fields {', '.join(_EDIT_FIELDS)}, got {entry!r}."
         )
-    unknown = [k for k in entry if k not in _EDIT_FIELDS]
+    unknown = [k for k in entry if k not in (*_EDIT_FIELDS, "kind")]
     if unknown:
         raise InputError(
             f"{where}: unknown field {unknown[0]!r} in edits[{i}]; an edit has exactly the fields "
-            f"{', '.join(_EDIT_FIELDS)}. Remove it (or rebuild the spec with EditSpec.build)."
+            f"{', '.join(_EDIT_FIELDS)} (and optionally kind). Remove it (or rebuild the spec with EditSpec.build)."
         )
     missing = [k for k in _EDIT_FIELDS if k not in entry]
     if missing:
@@ -270,11 +286,16 @@ class EditSpec:
         checked = [_check_edit(_as_edit(e), info.n_layers, info.n_heads, info.d_head) for e in edits]
         if not checked:
             raise InputError("No edits given: pass a list of (layer, head, component, alpha).")
-        svds = {
-            (e.layer, e.head): head_ov_svd(handle, e.layer, e.head, fold_ln, center_writing) for e in checked
-        }
-        vectors = torch.stack([svds[e.layer, e.head].V[:, e.component] for e in checked]).float()
-        svals = tuple(float(svds[e.layer, e.head].S[e.component]) for e in checked)
+
+        def directions(kind: str, layer: int, head: int) -> tuple[Tensor, Tensor]:
+            if kind == "qk":
+                return head_qk_read(handle, layer, head)
+            svd = head_ov_svd(handle, layer, head, fold_ln, center_writing)
+            return svd.V, svd.S
+
+        svds = {(e.kind, e.layer, e.head): directions(e.kind, e.layer, e.head) for e in checked}
+        vectors = torch.stack([svds[e.kind, e.layer, e.head][0][:, e.component] for e in checked]).float()
+        svals = tuple(float(svds[e.kind, e.layer, e.head][1][e.component]) for e in checked)
         return cls(
             model=handle.name,
             pack_sha256=handle.pack_sha256,
@@ -345,6 +366,7 @@ class EditSpec:
             "center_writing": self.center_writing,
             "edits": [
                 {"layer": e.layer, "head": e.head, "component": e.component, "alpha": e.alpha}
+                | ({"kind": e.kind} if e.kind != "ov" else {})
                 for e in self.edits
             ],
             "singular_values": list(self.singular_values),
@@ -462,10 +484,14 @@ class AppliedEdits:
         self.active = False
         self._apply()
 
-    def _head_slice(self, layer: int, head: int) -> tuple[torch.nn.Parameter, bool, slice]:
-        proj = out_proj(decoder_layers(self.handle.hf)[layer])
+    def _head_slice(self, kind: str, layer: int, head: int) -> tuple[torch.nn.Parameter, bool, slice]:
+        """The weight holding the head's ``[d_head, d_model]`` block, whether it is stored transposed
+        (as columns), and its slice."""
+        block = decoder_layers(self.handle.hf)[layer]
+        proj = out_proj(block) if kind == "ov" else query_proj(block)
         d_head = self.handle.info.d_head
-        cols = isinstance(proj, torch.nn.Linear)  # Linear: [d_model, H*d_head]; Conv1D: [H*d_head, d_model]
+        linear = isinstance(proj, torch.nn.Linear)  # o_proj [d_model, H*d_head], q_proj [H*d_head, d_model]
+        cols = linear if kind == "ov" else not linear  # Conv1D c_proj [H*d_head, d], c_attn [d, 3d]
         return proj.weight, cols, slice(head * d_head, (head + 1) * d_head)
 
     def _apply(self) -> None:
@@ -473,14 +499,14 @@ class AppliedEdits:
         spec.check(self.handle)
         with torch.no_grad():
             for e, v in zip(spec.edits, spec.vectors, strict=True):
-                weight, cols, sl = self._head_slice(e.layer, e.head)
+                weight, cols, sl = self._head_slice(e.kind, e.layer, e.head)
                 block = weight[:, sl] if cols else weight[sl, :]
-                self._saved.setdefault((e.layer, e.head), block.detach().clone())
+                self._saved.setdefault((e.kind, e.layer, e.head), block.detach().clone())
                 work = torch.float64 if weight.dtype == torch.float64 else torch.float32
-                W_O = (block.T if cols else block).to(work)  # [d_head, d_model]
+                W = (block.T if cols else block).to(work)  # [d_head, d_model]: W_O, or W_Qᵀ
                 vv = v.to(weight.device, work)
-                W_O = W_O + (e.alpha - 1.0) * (W_O @ vv)[:, None] * vv[None, :]
-                new = (W_O.T if cols else W_O).to(weight.dtype)
+                W = W + (e.alpha - 1.0) * (W @ vv)[:, None] * vv[None, :]
+                new = (W.T if cols else W).to(weight.dtype)
                 if cols:
                     weight[:, sl] = new
                 else:
@@ -492,8 +518,8 @@ class AppliedEdits:
         if not self.active:
             return
         with torch.no_grad():
-            for (layer, head), original in self._saved.items():
-                weight, cols, sl = self._head_slice(layer, head)
+            for (kind, layer, head), original in self._saved.items():
+                weight, cols, sl = self._head_slice(kind, layer, head)
                 if cols:
                     weight[:, sl] = original
                 else:

@@ -76,6 +76,7 @@ __all__ = [
     "RawAttentionWeights",
     "attention_input_gain",
     "head_ov_svd",
+    "head_qk_read",
     "head_weights",
     "raw_attention_weights",
 ]
@@ -244,3 +245,23 @@ def head_ov_svd(
         w = w.center_writing_weights()
     U, S, V = w.ov_svd
     return OVSVD(U[0, 0], S[0, 0], V[0, 0])
+
+
+def head_qk_read(handle: ModelHandle, layer: int, head: int) -> tuple[Tensor, Tensor]:
+    """Query-side read directions ``A [d_model, d_head]`` (orthonormal columns) and singular values
+    ``S [d_head]`` of one head's raw static ``W_QK = W_Q W_Kᵀ`` (GQA: its KV group), from the factors.
+
+    >>> from probes.testing import tiny_handle
+    >>> h = tiny_handle()
+    >>> A, S = head_qk_read(h, 1, 3)
+    >>> r = raw_attention_weights(h, 1)
+    >>> qk = r.W_Q[3].double() @ r.W_K[3 // h.info.gqa_groups].double().T
+    >>> bool(torch.allclose(torch.linalg.svdvals(qk)[:8], S.double(), atol=1e-4)), A.shape
+    (True, torch.Size([32, 8]))
+    """
+    layer, head = handle.check_layer(layer), handle.check_head(head)
+    raw = raw_attention_weights(handle, layer)
+    Qq, Rq = torch.linalg.qr(raw.W_Q[head].double())
+    _, Rk = torch.linalg.qr(raw.W_K[head // handle.info.gqa_groups].double())
+    Uc, S, _ = torch.linalg.svd(Rq @ Rk.T)
+    return (Qq @ Uc).to(raw.W_Q.dtype), S.to(raw.W_Q.dtype)

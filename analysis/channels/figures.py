@@ -193,7 +193,8 @@ def grid_figure(
         yaxis=_layer_axis(senders, n_heads, "sender layer (one row per head)", reverse=True),
         width=px * n_cols + 190,
         height=px * n_rows + 130,
-        margin=dict(l=70, r=20, t=50, b=60),
+        # fixed margins (no autoexpand): else plotly draws the grid twice to fit the colour bar
+        margin=dict(l=70, r=120, t=50, b=60, autoexpand=False),
         # no dragmode/clickmode: Streamlit then uses pan + "event+select", so a click selects a square
     )
     return fig
@@ -250,7 +251,7 @@ def layer_figure(blocks: pd.DataFrame, n_layers: int, z_min: float, top: float) 
         yaxis=dict(title="sender layer", range=[n_layers - 0.5, -0.5], **axis),
         width=px * n_layers + 110,
         height=px * n_layers + 120,
-        margin=dict(l=60, r=10, t=50, b=50),
+        margin=dict(l=60, r=10, t=50, b=50, autoexpand=False),
     )
     return fig
 
@@ -297,6 +298,6 @@ def component_figure(rows: pd.DataFrame, band: Mapping[str, float], title: str) 
         height=340,
         barmode="overlay",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-        margin=dict(l=50, r=20, t=70, b=40),
+        margin=dict(l=50, r=20, t=70, b=40, autoexpand=False),
     )
     return fig

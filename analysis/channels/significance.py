@@ -26,7 +26,14 @@ import pandas as pd
 
 from probes.errors import InputError
 
-__all__ = ["CORRECTIONS", "Threshold", "corrected_threshold", "scan_thresholds", "tail_ratio"]
+__all__ = [
+    "CORRECTIONS",
+    "Threshold",
+    "corrected_threshold",
+    "scan_thresholds",
+    "tail_ratio",
+    "threshold_table",
+]
 
 CORRECTIONS = {
     "bonferroni": "Bonferroni (family-wise error)",
@@ -86,6 +93,22 @@ def scan_thresholds(scan: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
             t = corrected_threshold(z, method, alpha)
             rows.append({"mode": str(mode), "method": method, "alpha": alpha, "n_tests": t.n_tests, "z": t.z})
     return pd.DataFrame(rows)
+
+
+def threshold_table(thresholds: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scan_thresholds` as one row per mode: ``composition, <correction> z …, component tests``.
+
+    >>> t = pd.DataFrame({"mode": ["Q", "Q"], "method": ["bonferroni", "bh"], "alpha": [0.05, 0.05],
+    ...     "n_tests": [100, 100], "z": [3.29, 2.5]})
+    >>> threshold_table(t).to_dict("records")
+    [{'composition': 'Q', 'Bonferroni z': 3.29, 'Benjamini–Hochberg z': 2.5, 'component tests': 100}]
+    """
+    wide = thresholds.pivot(index="mode", columns="method", values="z").round(2)
+    wide.columns = [f"{CORRECTIONS[m].split(' (')[0]} z" for m in wide.columns]
+    order = [f"{CORRECTIONS[m].split(' (')[0]} z" for m in CORRECTIONS if m in set(thresholds["method"])]
+    tests = thresholds.groupby("mode")["n_tests"].max().rename("component tests")
+    out = wide[order].join(tests).reindex([m for m in "QKV" if m in wide.index])
+    return out.reset_index().rename(columns={"mode": "composition"})
 
 
 def tail_ratio(null_table: pd.DataFrame, mode: str) -> float:

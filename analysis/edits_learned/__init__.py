@@ -1,4 +1,4 @@
-"""Learned sparse weight edits: per-component OV scales fitted by gradient descent (issue 15, part 4).
+"""Learned sparse weight edits: per-component OV (and movers' QK) scales fitted by gradient descent (issue 15, part 4).
 
 :mod:`.scales` (the differentiable form of an :class:`probes.edits.EditSpec`), :mod:`.data` (prompt
 batches, held-out text, before/after measurements), :mod:`.learn` (one point, the penalty sweep, the

@@ -1,4 +1,5 @@
-"""Learn sparse OV-component scales by gradient descent; sweep the penalties into a Pareto front.
+"""Learn sparse OV-component (and movers' QK-component) scales by gradient descent; sweep the penalties
+into a Pareto front.
 
 For each ``(l1, lm_weight)`` of the sweep, scales ``s`` (one per candidate component, start 1) minimise::
 
@@ -15,7 +16,8 @@ others are dropped, i.e. snapped to 1); it is applied **as a weight edit** and m
 items with the test template family (accuracy by N with paired 95% intervals), on the *report* half of the
 held-out text and on IOI. Points are appended to ``front.jsonl`` as they finish; a rerun skips them.
 
-Run directory: ``config.json``, ``candidates.json``, ``baseline.json``, ``front.jsonl``,
+Run directory: ``config.json``, ``candidates.json`` (OV), ``qk_candidates.json`` (QK: ``qk_heads`` and the
+movers located on the dev-eval prompts, ``qk_movers``), ``baseline.json``, ``front.jsonl``,
 ``specs/<key>.json`` + ``.safetensors``, ``front.parquet`` (one row per point, ``pareto`` flag),
 ``test_by_n.parquet`` (per point and N), ``report.json``.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from analysis.edit_search import EditSearchConfig, check_resume, resolve_candidates, saved_candidates
 from analysis.edits_learned.data import (
@@ -60,6 +62,8 @@ class EditLearnConfig(Config):
     heads: tuple[tuple[int, int], ...] = ()  # also every component of these heads
     components: tuple[tuple[int, int, int], ...] = ((21, 5, 2), (20, 1, 3))  # explicit candidates
     layers_from: int | None = None  # also every component of every head in layers >= this
+    qk_heads: tuple[tuple[int, int], ...] = ()  # also every QK component of these (mover) heads
+    qk_movers: int = Field(0, ge=0)  # also every QK component of the top movers located on dev prompts
     l1: tuple[float, ...] = (0.1, 0.3)  # proximal L1 strengths swept (per step: lr * l1 towards 1)
     lm_weight: tuple[float, ...] = (0.0, 10.0)  # weights of the relative LM-loss increase swept
     steps: int = 60  # Adam steps per point
@@ -100,8 +104,14 @@ class EditLearnConfig(Config):
             ns = getattr(self, name)
             if not ns or any(n < 2 for n in ns):
                 raise ValueError(f"{name} must be non-empty list lengths >= 2, got {ns}.")
-        if self.top_k == 0 and not self.heads and not self.components and self.layers_from is None:
-            raise ValueError("no candidates: set top_k > 0, or give heads, components or layers_from.")
+        if (
+            self.top_k == 0
+            and not (self.heads or self.components or self.qk_heads or self.qk_movers)
+            and self.layers_from is None
+        ):
+            raise ValueError(
+                "no candidates: set top_k > 0, or give heads, components, qk_heads, qk_movers or layers_from."
+            )
         return self
 
 
@@ -133,6 +143,35 @@ def candidates_for(handle, config: EditLearnConfig) -> list[tuple[int, int, int]
         heads += [(la, h) for la in range(config.layers_from, info.n_layers) for h in range(info.n_heads)]
     out += [(la, h, c) for la, h in heads for c in range(info.d_head)]
     return list(dict.fromkeys(out))
+
+
+def located_movers(handle, prompts: pd.DataFrame, n_movers: int) -> list[tuple[int, int]]:
+    """The ``n_movers`` mover heads of :func:`analysis.laundry.channel.locate_channel` on ``prompts``."""
+    from analysis.laundry.channel import head_roles, laundry_batch, locate_channel, record_end
+
+    batch = laundry_batch(handle, prompts)
+    roles = head_roles(handle, batch, record_end(handle, batch))
+    return locate_channel(roles, n_movers=n_movers, n_suppressors=1)["movers"]
+
+
+def qk_candidates_for(
+    handle, config: EditLearnConfig, prompts: pd.DataFrame | None = None
+) -> list[tuple[int, int, int]]:
+    """Every QK component ``(layer, head, component)`` of ``config.qk_heads`` and of the
+    ``config.qk_movers`` movers located on ``prompts`` (dev prompts)."""
+    info = handle.info
+    heads = list(config.qk_heads)
+    if config.qk_movers:
+        if prompts is None:
+            raise InputError("qk_movers needs the dev prompts to locate the movers on.")
+        heads += located_movers(handle, prompts, config.qk_movers)
+    for layer, head in config.qk_heads:
+        if not (0 <= layer < info.n_layers and 0 <= head < info.n_heads):
+            raise InputError(
+                f"--qk-heads {layer}.{head} is out of range: {handle.name} has layers 0..{info.n_layers - 1} "
+                f"and heads 0..{info.n_heads - 1}."
+            )
+    return list(dict.fromkeys((la, h, c) for la, h in heads for c in range(info.d_head)))
 
 
 def _prox(scales: torch.Tensor, threshold: float, lo: float, hi: float) -> None:
@@ -223,7 +262,7 @@ def _point_record(key, l1, lm_weight, spec_path, spec, log, base: dict, after: d
         "l1": l1,
         "lm_weight": lm_weight,
         "n_edited": len(spec.edits) if spec else 0,
-        "edits": [[e.layer, e.head, e.component, e.alpha] for e in spec.edits] if spec else [],
+        "edits": [[e.layer, e.head, e.component, e.alpha, e.kind] for e in spec.edits] if spec else [],
         "spec": str(spec_path.name) if spec_path else None,
         "dev_acc_by_n": by_n_accuracy(after["dev"]),
         "dev_mean_gain_pp": 100
@@ -271,7 +310,13 @@ def run_edit_learn(
         },
         run_dir / "baseline.json",
     )
-    cs = ComponentScales(handle, candidates)
+    qk_path = run_dir / "qk_candidates.json"  # saved, so a resume learns the same (located) components
+    if qk_path.exists():
+        qk = [tuple(c) for c in json.loads(qk_path.read_text())]
+    else:
+        qk = qk_candidates_for(handle, config, sets["dev_eval"])
+        write_json(qk, qk_path)
+    cs = ComponentScales(handle, candidates, qk=qk)
     train = LaundryBatch.from_prompts(handle, sets["train"])
     texts = TextBatch.from_texts(handle, sets["fit_texts"], config.lm_max_tokens)
     log = JsonlLog(run_dir / "front.jsonl")
@@ -299,10 +344,10 @@ def run_edit_learn(
             done[key] = rec
             if on_point:
                 on_point(rec)
-    return _summarise(run_dir, handle, config, done)
+    return _summarise(run_dir, handle, config, done, qk)
 
 
-def _summarise(run_dir: Path, handle, config: EditLearnConfig, done: dict) -> dict:
+def _summarise(run_dir: Path, handle, config: EditLearnConfig, done: dict, qk: list) -> dict:
     """``front.parquet``, ``test_by_n.parquet`` and ``report.json`` from every finished point."""
     recs = [done[point_key(a, b)] for a in config.l1 for b in config.lm_weight if point_key(a, b) in done]
     cols = ["key", "l1", "lm_weight", "n_edited", "mean_gain_pp", "max_gain_pp", "max_gain_n",
@@ -324,6 +369,8 @@ def _summarise(run_dir: Path, handle, config: EditLearnConfig, done: dict) -> di
     rep = {
         "model": handle.name,
         "n_candidates": len(json.loads((run_dir / "candidates.json").read_text())),
+        "n_qk_candidates": len(qk),
+        "qk_heads": sorted({(la, h) for la, h, _ in qk}),
         "n_points": len(front),
         "test_prompts_per_n": config.test_per_n,
         "best_under_2pct_lm": None if best is None else best.to_dict(),

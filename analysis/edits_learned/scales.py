@@ -1,14 +1,19 @@
-"""Per-component OV scales as differentiable parameters: the training-time form of an :class:`EditSpec`.
+"""Per-component OV (and QK) scales as differentiable parameters: the training-time form of an
+:class:`EditSpec`.
 
 A spec applies its rescalings one after another to each head's ``W_O`` (:mod:`probes.edits`)::
 
     W_O ← W_O (I + β_1 v_1 v_1ᵀ)(I + β_2 v_2 v_2ᵀ) …      β_e = α_e − 1
 
+and its QK rescalings the same way to ``W = W_Qᵀ`` (``[d_head, d_model]``, ``v_e`` the query-side read
+directions ``a_e`` of ``W_QK``).
+
 :class:`ComponentScales` computes the same product in closed form, ``W_O + (W_O Vᵀ) T V`` with the
 upper-triangular ``T`` of the compact WY representation (``T_kk = β_k``, ``T_{<k,k} = β_k T_{<k,<k} G_{<k,k}``,
 ``G = V Vᵀ`` the Gram matrix of the spec's float32 vectors, so their last-bit non-orthogonality is
 reproduced too), and adds ``z_h (ΔW_h)`` to the output of each edited layer's attention output
-projection with a forward hook. The scales are the only tensor with a gradient. A scale of exactly 1
+projection with a forward hook (QK: ``x ΔW_hᵀ`` to the head's query columns of the query projection's
+output, ``x`` its input). The scales are the only tensor with a gradient. A scale of exactly 1
 contributes exactly nothing, so the spec of the moved components alone (:meth:`to_spec`) applied as a
 weight edit gives the hook's forward pass up to float rounding (``tests/analysis/test_edit_learn.py``).
 """
@@ -21,7 +26,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from probes.architecture import decoder_layers, out_proj
+from probes.architecture import decoder_layers, out_proj, query_proj
 from probes.edits import ComponentEdit, EditSpec
 
 __all__ = ["ComponentScales", "wy_factor"]
@@ -48,25 +53,42 @@ def wy_factor(beta: Tensor, gram: Tensor) -> Tensor:
 
 
 class ComponentScales:
-    """Learnable scales ``s`` (1 = unchanged) for OV components ``(layer, head, component)`` of ``handle``."""
+    """Learnable scales ``s`` (1 = unchanged) for OV components ``(layer, head, component)`` of ``handle``
+    and, after them, QK components ``qk`` (same triples; :mod:`probes.edits`)."""
 
-    def __init__(self, handle, candidates: Sequence[tuple[int, int, int]], *, fold_ln: bool = True):
+    def __init__(
+        self,
+        handle,
+        candidates: Sequence[tuple[int, int, int]],
+        *,
+        qk: Sequence[tuple[int, int, int]] = (),
+        fold_ln: bool = True,
+    ):
         self.handle = handle
-        self.base = EditSpec.build(handle, [(la, h, c, 1.0) for la, h, c in candidates], fold_ln=fold_ln)
+        edits = [(la, h, c, 1.0, "ov") for la, h, c in candidates] + [
+            (la, h, c, 1.0, "qk") for la, h, c in qk
+        ]
+        self.base = EditSpec.build(handle, edits, fold_ln=fold_ln)
         self.candidates = [(e.layer, e.head, e.component) for e in self.base.edits]
+        self.kinds = [e.kind for e in self.base.edits]
         d_head = handle.info.d_head
-        self._groups: dict[tuple[int, int], list[int]] = {}
-        for i, (layer, head, _) in enumerate(self.candidates):
-            self._groups.setdefault((layer, head), []).append(i)
-        self._prep: list[tuple[int, slice, list[int], Tensor, Tensor, Tensor]] = []
-        for (layer, head), idx in self._groups.items():
-            proj = out_proj(decoder_layers(handle.hf)[layer])
+        self._groups: dict[tuple[str, int, int], list[int]] = {}
+        for i, ((layer, head, _), kind) in enumerate(zip(self.candidates, self.kinds, strict=True)):
+            self._groups.setdefault((kind, layer, head), []).append(i)
+        self._prep: list[tuple[tuple[str, int], slice, list[int], Tensor, Tensor, Tensor]] = []
+        for (kind, layer, head), idx in self._groups.items():
+            proj = self._proj(kind, layer)
             sl = slice(head * d_head, (head + 1) * d_head)
             weight = proj.weight.detach()
-            W = (weight[:, sl].T if isinstance(proj, torch.nn.Linear) else weight[sl, :]).clone()
+            cols = isinstance(proj, torch.nn.Linear) == (kind == "ov")  # see probes.edits._head_slice
+            W = (weight[:, sl].T if cols else weight[sl, :]).clone()  # [d_head, d_model]: W_O or W_Qᵀ
             V = self.base.vectors[idx].to(W.device, W.dtype)  # [k, d_model], the spec's own vectors
-            self._prep.append((layer, sl, idx, W @ V.T, V @ V.T, V))
-        self._delta: dict[int, list[tuple[slice, Tensor]]] = {}
+            self._prep.append(((kind, layer), sl, idx, W @ V.T, V @ V.T, V))
+        self._delta: dict[tuple[str, int], list[tuple[slice, Tensor]]] = {}
+
+    def _proj(self, kind: str, layer: int) -> torch.nn.Module:
+        block = decoder_layers(self.handle.hf)[layer]
+        return out_proj(block) if kind == "ov" else query_proj(block)
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -78,18 +100,23 @@ class ComponentScales:
 
     def set(self, scales: Tensor) -> None:
         """Compute every edited head's ``ΔW_O`` from ``scales`` (kept in the autograd graph)."""
-        delta: dict[int, list[tuple[slice, Tensor]]] = {}
-        for layer, sl, idx, WV, gram, V in self._prep:
+        delta: dict[tuple[str, int], list[tuple[slice, Tensor]]] = {}
+        for site, sl, idx, WV, gram, V in self._prep:
             beta = (scales[idx] - 1).to(WV.dtype)[None]
             T = wy_factor(beta, gram[None])[0]
-            delta.setdefault(layer, []).append((sl, WV @ T @ V))
+            delta.setdefault(site, []).append((sl, WV @ T @ V))
         self._delta = delta
 
-    def _hook(self, layer: int):
+    def _hook(self, site: tuple[str, int]):
         def hook(_module, args, output):
-            z = args[0]
-            for sl, dW in self._delta.get(layer, ()):
-                output = output + z[..., sl] @ dW
+            x = args[0]
+            if site[0] == "ov":  # x = z [..., H*d_head]: the head's slice times ΔW_O
+                for sl, dW in self._delta.get(site, ()):
+                    output = output + x[..., sl] @ dW
+                return output
+            output = output.clone()  # qk: x = the query projection's input; add x ΔW_Qᵀ to the head's queries
+            for sl, dW in self._delta.get(site, ()):
+                output[..., sl] = output[..., sl] + x @ dW.T
             return output
 
         return hook
@@ -99,11 +126,8 @@ class ComponentScales:
         """Hooks on the edited layers' output projections (``scales``: set them first); removed on exit."""
         if scales is not None:
             self.set(scales)
-        layers = decoder_layers(self.handle.hf)
-        handles = [
-            out_proj(layers[layer]).register_forward_hook(self._hook(layer))
-            for layer in sorted({la for la, _, _ in self.candidates})
-        ]
+        sites = sorted({(kind, la) for (la, _, _), kind in zip(self.candidates, self.kinds, strict=True)})
+        handles = [self._proj(kind, la).register_forward_hook(self._hook((kind, la))) for kind, la in sites]
         try:
             yield self
         finally:
@@ -131,7 +155,7 @@ class ComponentScales:
             return None
         s = scales.detach().cpu().double()
         b = self.base
-        edits = tuple(ComponentEdit(*self.candidates[i], float(s[i])) for i in idx)
+        edits = tuple(ComponentEdit(*self.candidates[i], float(s[i]), self.kinds[i]) for i in idx)
         return EditSpec(
             model=b.model,
             pack_sha256=b.pack_sha256,

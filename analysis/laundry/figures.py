@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from probes.errors import InputError
 
@@ -12,12 +13,16 @@ __all__ = ["crowding_figure", "subspace_figure"]
 
 def subspace_figure(coords: pd.DataFrame, n_items: int, title: str = "") -> go.Figure:
     """3D scatter of the first three coordinates (``c0, c1, c2``) of the prompts with ``n_items`` items,
-    one trace per answer position (legend: position), wrong answers drawn as crosses.
+    one trace per answer position (legend: position, one fixed colour each), wrong answers drawn as "+".
 
-    >>> df = pd.DataFrame({"n_items": 2, "position": [0, 1, 0], "correct": [True, True, False],
+    Correct answers come first in each trace, so its legend marker is a circle. (Plotly draws 3D ``"x"``
+    markers as the ❌ emoji, an empty box without an emoji font, hence ``"cross"``.)
+
+    >>> df = pd.DataFrame({"n_items": 2, "position": [0, 1, 0], "correct": [False, True, True],
     ...                    "c0": [0.0, 1, 2], "c1": 0.0, "c2": 0.0})
-    >>> [t.name for t in subspace_figure(df, 2).data]
-    ['position 0', 'position 1']
+    >>> fig = subspace_figure(df, 2)
+    >>> [(t.name, list(t.marker.symbol), t.x.tolist()) for t in fig.data]
+    [('position 0', ['circle', 'cross'], [2.0, 0.0]), ('position 1', ['circle'], [1.0])]
     """
     need = {"n_items", "position", "correct", "c0", "c1", "c2"}
     if not need <= set(coords.columns):
@@ -29,15 +34,17 @@ def subspace_figure(coords: pd.DataFrame, n_items: int, title: str = "") -> go.F
         )
     fig = go.Figure()
     for pos, g in sel.groupby("position"):
+        g = g.sort_values("correct", ascending=False, kind="stable")
+        colour = qualitative.Plotly[int(pos) % len(qualitative.Plotly)]
         fig.add_trace(
             go.Scatter3d(
                 x=g["c0"], y=g["c1"], z=g["c2"], mode="markers", name=f"position {int(pos)}",
-                marker={"size": 4, "symbol": ["circle" if c else "x" for c in g["correct"]]},
+                marker={"size": 4, "color": colour, "symbol": ["circle" if c else "cross" for c in g["correct"]]},
                 hovertext=[f"position {int(pos)}, {'correct' if c else 'wrong'}" for c in g["correct"]],
             )
         )  # fmt: skip
     fig.update_layout(
-        title=title or f"Positional subspace at END, N = {n_items} (colour: answer position; x: wrong)",
+        title=title or f"Positional subspace at END, N = {n_items} (colour: answer position; +: wrong)",
         scene={"xaxis_title": "c0", "yaxis_title": "c1", "zaxis_title": "c2"},
         legend_title_text="answer position",
     )

@@ -14,7 +14,8 @@ prompts, stack the suppressors' top write directions, measure the subspace on he
 
 from __future__ import annotations
 
-import numpy as np
+import json
+
 import pandas as pd
 import torch
 
@@ -30,9 +31,12 @@ from analysis.laundry.subspace import (
 )
 from analysis.tasks.laundry import laundry_family_prompts
 from probes.config import Config
+from probes.errors import InputError
 
 __all__ = [
     "SteerConfig",
+    "fit_steering",
+    "steer_prompts",
     "SubspaceConfig",
     "correct_items",
     "locate",
@@ -157,91 +161,105 @@ def positional_subspace(handle, config: SubspaceConfig, progress: bool = False) 
 
 
 class SteerConfig(SubspaceConfig):
-    """One steering study (``sublens laundry steer``): the subspace settings plus the steering grid."""
+    """One steering study (``sublens laundry steer``): the subspace settings plus the rule's fit."""
 
-    gammas: tuple[float, ...] = (0.0, 1.0, 2.0)  # push factors γ of the targets t(γ) tried (on dev; oracle)
-    fit_per_n: int = 20  # dev prompts per N for the targets, the decoder and the choice of γ
-
-
-def _decoders(coords: pd.DataFrame, seed: int) -> dict:
-    """Per N: a logistic regression decoding the answer position from the coordinates (fitted on dev)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    cols = [c for c in coords.columns if c.startswith("c") and c[1:].isdigit()]
-    return {int(n): make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-            .fit(g[cols].to_numpy(), g["position"].to_numpy()) for n, g in coords.groupby("n_items")}  # fmt: skip
+    fit_per_n: int = 30  # dev prompts per N the rule is fitted on (dev items, dev template family)
+    steps: int = 60  # full-batch Adam steps fitting the rule
+    lr: float = 0.05  # Adam step size of the rule's fit (A − I and b / coordinate RMS)
+    l2: float = 0.01  # pull of the rule towards no change: l2 (‖A − I‖² + ‖b / RMS‖²)
+    oracle_steps: int = 20  # margin-ascent steps per seed of the per-prompt oracle
+    oracle_lr: float = 0.1  # oracle step size, in units of the coordinates' RMS
+    steer_batch: int = 128  # prompts per cached END pass (one token each, so large batches are cheap)
 
 
-def _decode(decoders: dict, coords: pd.DataFrame) -> np.ndarray:
-    cols = [c for c in coords.columns if c.startswith("c") and c[1:].isdigit()]
-    out = np.zeros(len(coords), dtype=int)
-    for n, g in coords.groupby("n_items"):
-        out[g.index.to_numpy()] = decoders[int(n)].predict(g[cols].to_numpy())
-    return out
-
-
-def steering_study(handle, config: SteerConfig, progress: bool = False, found: dict | None = None) -> dict:
-    """Locate, build the basis, fit the targets/decoder/γ on dev, then evaluate baseline, ``position``,
-    ``decoded`` and ``oracle`` steering on held-out prompts. Returns ``by_n``, ``by_position`` (Wilson
-    95 % intervals, gain in pp), ``summary`` and ``scored`` (per held-out prompt, every condition).
-    ``found``: a :func:`locate` (or :func:`positional_subspace`) result to reuse instead of locating again."""
-    from analysis.laundry.steering import fit_targets, mover_attention, steer, steering_table, targets_for
+def fit_steering(handle, config: SteerConfig, progress: bool = False, found: dict | None = None) -> dict:
+    """Locate (or reuse ``found``), build the basis and fit :class:`~analysis.laundry.steering.AffineRule`
+    on dev prompts. Returns a JSON-able dict: ``layer``, ``movers``, ``suppressors``, ``basis``
+    (``[d_model, k]`` as lists), ``A``, ``b``, ``fit_loss`` (per step) and ``dev_accuracy`` (baseline, rule)."""
+    from analysis.laundry.steering import EndSteer, fit_rule, margins
 
     found = found if found is not None else locate(handle, config, progress)
     cb = channel_basis(found, config.k)
-    basis, k, layer, movers = cb["basis"], cb["k"], cb["layer"], found["channel"]["movers"]
-
-    def run(batch, targets):
-        rec = steer(handle, batch, basis, layer, targets, config.batch_size, progress)
-        return rec, correct_items(rec.item_logits, batch.prompts)
-
     dev = laundry_batch(handle, _prompts(handle, config, "dev", config.fit_per_n))
-    rec, ok = run(dev, None)
-    dev_coords = coordinate_frame(rec.resid_pre[layer], basis, dev.prompts, ok)
-    fitted, decoders = fit_targets(dev_coords), _decoders(dev_coords, config.seed)
-    dev_decoded = _decode(decoders, dev_coords)
-    dev_acc = {"baseline": float(np.mean(ok))}
-    for rule, pos in (("position", dev.prompts["position"]), ("decoded", dev_decoded)):
-        for g in config.gammas:
-            dev_acc[f"{rule} γ={g:g}"] = float(np.mean(run(dev, targets_for(dev.prompts, pos, fitted, g))[1]))
-    best = {
-        rule: max(config.gammas, key=lambda g, r=rule: dev_acc[f"{r} γ={g:g}"])
-        for rule in ("position", "decoded")
-    }
+    steers = [EndSteer(handle, dev, cb["basis"], cb["layer"], config.steer_batch)]
+    rule, log = fit_rule(steers, config.steps, config.lr, config.l2, progress)
+    with torch.no_grad():
+        after = torch.cat([margins(s.item_logits(rule.targets(s.coords)), s.positions) for s in steers])
+    before = torch.cat([margins(s.base, s.positions) for s in steers])
+    return {
+        "layer": cb["layer"], "movers": found["channel"]["movers"], "suppressors": found["channel"]["suppressors"],
+        "basis": cb["basis"].tolist(), "A": rule.A.tolist(), "b": rule.b.tolist(), "fit_loss": log,
+        "dev_accuracy": {"baseline": float((before > 0).float().mean()), "rule": float((after > 0).float().mean())},
+    }  # fmt: skip
 
-    test = laundry_batch(handle, _prompts(handle, config, "test", config.per_n))
-    rec0, ok0 = run(test, None)
-    coords = coordinate_frame(rec0.resid_pre[layer], basis, test.prompts, ok0)
-    correct = {"baseline": ok0}
-    attn, oks = [mover_attention(rec0, test, movers)], [ok0]
-    for g in config.gammas:
-        rec_g, ok_g = run(test, targets_for(test.prompts, test.prompts["position"], fitted, g))
-        attn.append(mover_attention(rec_g, test, movers))
-        oks.append(ok_g)
-        if g == best["position"]:
-            correct["position"] = ok_g
-    correct["decoded"] = run(
-        test, targets_for(test.prompts, _decode(decoders, coords), fitted, best["decoded"])
-    )[1]
-    pick = (
-        torch.stack(attn).argmax(0).numpy()
-    )  # per prompt: the candidate the movers attend most to the answer
-    correct["oracle"] = [bool(oks[c][i]) for i, c in enumerate(pick)]
-    by_n = steering_table(test.prompts, correct, ("n_items",))
+
+def steer_prompts(handle, config: SteerConfig, fitted: dict, prompts: pd.DataFrame) -> pd.DataFrame:
+    """Held-out ``prompts`` scored unsteered (``baseline``), with the fitted rule (``rule``) and the
+    per-prompt ``oracle``: one row per prompt with each condition's correctness and answer margin."""
+    from analysis.laundry.steering import AffineRule, EndSteer, margins, oracle_margins
+
+    basis = torch.tensor(fitted["basis"])
+    rule = AffineRule(torch.tensor(fitted["A"]), torch.tensor(fitted["b"]))
+    steer = EndSteer(handle, laundry_batch(handle, prompts), basis, fitted["layer"], config.steer_batch)
+    targets = rule.targets(steer.coords)
+    with torch.no_grad():
+        m = {"baseline": margins(steer.base, steer.positions),
+             "rule": margins(steer.item_logits(targets), steer.positions)}  # fmt: skip
+    m["oracle"] = oracle_margins(steer, targets, config.oracle_steps, config.oracle_lr)
+    out = prompts[["n_items", "position", "answer", "template"]].reset_index(drop=True)
+    return out.assign(
+        **{c: (v > 0).numpy() for c, v in m.items()}, **{f"margin_{c}": v.numpy() for c, v in m.items()}
+    )
+
+
+def steering_study(handle, config: SteerConfig, progress: bool = False, found: dict | None = None,
+                   run_dir=None) -> dict:  # fmt: skip
+    """Fit on dev (:func:`fit_steering`), then score the held-out prompts N by N (:func:`steer_prompts`).
+
+    ``run_dir``: ``config.json``, the fit (``steer_fit.json``) and each N's scores
+    (``scored_n{N}.parquet``) are written there as they are done and reused when present, so a stopped
+    study resumes where it was. Returns ``by_n`` and ``by_position`` (Wilson 95 % intervals, gain in
+    pp), ``scored`` and ``summary``."""
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from analysis.laundry.steering import steering_table
+    from probes.runs import write_json, write_table
+
+    if run_dir is not None:
+        saved = Path(run_dir) / "config.json"
+        if not saved.is_file():
+            write_json({"model": handle.name, "config": config.to_json()}, saved)
+        elif (was := json.loads(saved.read_text()).get("model")) != handle.name:
+            raise InputError(f"--resume {run_dir}: that run steered {was}, not {handle.name}; pass {was}.")
+    path = Path(run_dir) / "steer_fit.json" if run_dir is not None else None
+    if path is not None and path.is_file():
+        fitted = json.loads(path.read_text())
+    else:
+        fitted = fit_steering(handle, config, progress, found)
+        if path is not None:
+            write_json(fitted, path)
+    test = _prompts(handle, config, "test", config.per_n)
+    parts = []
+    for n in tqdm(config.n_items, desc="steer held-out N", disable=not progress):
+        part = Path(run_dir) / f"scored_n{n}.parquet" if run_dir is not None else None
+        if part is not None and part.is_file():
+            parts.append(pd.read_parquet(part))
+            continue
+        parts.append(steer_prompts(handle, config, fitted, test[test["n_items"] == n]))
+        if part is not None:
+            write_table(parts[-1], part)
+    scored = pd.concat(parts, ignore_index=True)
+    correct = {c: scored[c].tolist() for c in ("baseline", "rule", "oracle")}
+    by_n = steering_table(scored, correct, ("n_items",))
     wide = by_n.pivot(index="n_items", columns="condition", values="accuracy")
     summary = {
-        "movers": movers, "suppressors": found["channel"]["suppressors"], "layer": layer, "basis_k": k,
-        "gamma": best, "dev_accuracy": dev_acc, "test_per_n": config.per_n,
-        "max_gain_pp": {c: float(by_n[by_n.condition == c]["gain_pp"].max()) for c in ("position", "decoded", "oracle")},
-        "oracle_ge_rules_every_n": bool(((wide["oracle"] >= wide["position"]) & (wide["oracle"] >= wide["decoded"])).all()),
+        "movers": fitted["movers"], "suppressors": fitted["suppressors"], "layer": fitted["layer"],
+        "basis_k": len(fitted["b"]), "dev_accuracy": fitted["dev_accuracy"], "test_per_n": config.per_n,
+        "max_gain_pp": {c: float(by_n[by_n.condition == c]["gain_pp"].max()) for c in ("rule", "oracle")},
+        "oracle_ge_rule_every_n": bool((wide["oracle"] >= wide["rule"]).all()),
+        "oracle_ge_rule_every_prompt": bool((scored["margin_oracle"] >= scored["margin_rule"]).all()),
     }  # fmt: skip
-    scored = test.prompts[["n_items", "position", "answer", "template"]].assign(**correct, oracle_choice=pick)
-    return {
-        "by_n": by_n,
-        "by_position": steering_table(test.prompts, correct, ("n_items", "position")),
-        "summary": summary,
-        "scored": scored,
-        "coords": coords,
-    }
+    return {"by_n": by_n, "by_position": steering_table(scored, correct, ("n_items", "position")),
+            "scored": scored, "summary": summary}  # fmt: skip

@@ -20,15 +20,15 @@ def _ns(n_min: int, n_max: int, prefix: str = "") -> tuple[int, ...]:
     return checks.list_lengths(n_min, n_max, f"--{prefix}n-min", f"--{prefix}n-max")
 
 
-def _heads(heads: str) -> tuple[tuple[int, int], ...]:
+def _heads(heads: str, flag: str = "--heads") -> tuple[tuple[int, int], ...]:
     out = []
     for h in (x.strip() for x in heads.split(",") if x.strip()):
         try:
             layer, hd = (int(x) for x in h.split("."))
         except ValueError:
-            raise InputError(f"--heads items must look like LAYER.HEAD (e.g. 21.5), got {h!r}.") from None
+            raise InputError(f"{flag} items must look like LAYER.HEAD (e.g. 21.5), got {h!r}.") from None
         if layer < 0 or hd < 0:
-            raise InputError(f"--heads item {h!r}: layer and head must be >= 0.")
+            raise InputError(f"{flag} item {h!r}: layer and head must be >= 0.")
         out.append((layer, hd))
     return tuple(out)
 
@@ -219,7 +219,9 @@ def apply(
     with spec.apply(handle):
         after, loss1 = measure()
     table = laundry_gain(before, after)
-    edits = ", ".join(f"{e.layer}.{e.head}[{e.component}]×{e.alpha:g}" for e in spec.edits)
+    edits = ", ".join(
+        f"{e.layer}.{e.head}[{e.component}{' QK' if e.kind == 'qk' else ''}]×{e.alpha:g}" for e in spec.edits
+    )
     print_frame(table, f"Laundry List held-out accuracy by N ({handle.name}; edit {edits})", console)
     console.print(
         f"LM loss {loss0:.4f} → {loss1:.4f} ({100 * (loss1 - loss0) / loss0:+.2f}%) "

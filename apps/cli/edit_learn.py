@@ -1,4 +1,5 @@
-"""``sublens edit learn MODEL``: learn sparse per-component OV scales, sweep the penalties (a Pareto front).
+"""``sublens edit learn MODEL``: learn sparse per-component OV (and, with ``--qk-movers``/``--qk-heads``, the
+movers' QK) scales, sweep the penalties (a Pareto front).
 
 Registered on ``sublens edit`` by :mod:`apps.cli.edit`. Every flag is checked before the model loads;
 items and templates files are read then, their tokens once the tokenizer is there. The run folder
@@ -57,12 +58,13 @@ def _check_for_model(handle, config, items_path: str | None) -> None:
         raise InputError(
             f"--layers-from {config.layers_from} is out of range: {handle.name} has layers 0..{info.n_layers - 1}."
         )
-    for layer, head in config.heads:
-        if layer >= info.n_layers or head >= info.n_heads:
-            raise InputError(
-                f"--heads {layer}.{head} is out of range: {handle.name} has layers 0..{info.n_layers - 1} and "
-                f"heads 0..{info.n_heads - 1}."
-            )
+    for flag, heads in (("--heads", config.heads), ("--qk-heads", config.qk_heads)):
+        for layer, head in heads:
+            if layer >= info.n_layers or head >= info.n_heads:
+                raise InputError(
+                    f"{flag} {layer}.{head} is out of range: {handle.name} has layers 0..{info.n_layers - 1} "
+                    f"and heads 0..{info.n_heads - 1}."
+                )
     if config.items:
         where = items_path or "(saved run)"
         check_item_tokens(list(config.items), handle.tokenizer, where)
@@ -84,6 +86,12 @@ def learn(
     heads: str = typer.Option("", help="also learn every OV component of these heads: L.H,L.H"),
     components: str = typer.Option("21.5.2,20.1.3", help="explicit candidate components: L.H.C,L.H.C"),
     layers_from: int = typer.Option(None, help="also every component of every head in layers >= this"),
+    qk_heads: str = typer.Option(
+        "", help="also learn every QK component of these heads (the movers, e.g. 24.4,23.1,21.5): L.H,L.H"
+    ),
+    qk_movers: int = typer.Option(
+        0, help="also learn every QK component of the top N mover heads, located on the dev prompts (0: none)"
+    ),
     l1: str = typer.Option("0.3,0.6", help="L1 strengths swept (comma-separated, >= 0)"),
     lm_weight: str = typer.Option("0,20", help="LM-loss penalty weights swept (comma-separated, >= 0)"),
     steps: int = typer.Option(40, help="Adam steps per sweep point"),
@@ -135,6 +143,7 @@ def learn(
         checks.at_least(ioi_prompts, 0, "--ioi-prompts", "0 skips IOI")
         checks.at_least(min_receiver_layer, 0, "--min-receiver-layer")
         checks.at_least(layers_from, 0, "--layers-from")
+        checks.at_least(qk_movers, 0, "--qk-movers", "0 learns no located movers' QK")
         checks.at_least(lm_max_tokens, 2, "--lm-max-tokens")
         checks.at_least(seed, 0, "--seed")
         if not lr > 0:
@@ -151,9 +160,18 @@ def learn(
             if min(values) < 0:
                 raise InputError(f"{flag} {','.join(f'{v:g}' for v in values)}: every value must be >= 0.")
         cands = _components(components)
-        if top_k == 0 and not heads.strip() and not cands and layers_from is None:
+        qk = _heads(qk_heads, "--qk-heads")
+        if (
+            top_k == 0
+            and not heads.strip()
+            and not cands
+            and not qk
+            and not qk_movers
+            and layers_from is None
+        ):
             raise InputError(
-                "no candidates: --top-k 0 with no --heads, --components or --layers-from; give at least one."
+                "no candidates: --top-k 0 with no --heads, --components, --qk-heads, --qk-movers or --layers-from; "
+                "give at least one."
             )
         with checks.as_flags(_FLAGS):
             config = EditLearnConfig(
@@ -163,6 +181,8 @@ def learn(
                 heads=_heads(heads),
                 components=cands,
                 layers_from=layers_from,
+                qk_heads=qk,
+                qk_movers=qk_movers,
                 l1=l1s,
                 lm_weight=lm_weights,
                 steps=steps,

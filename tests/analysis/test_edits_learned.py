@@ -79,6 +79,38 @@ def test_hook_equals_the_learned_spec_applied_as_a_weight_edit(which, request):
     assert torch.equal(_logits(h, ids), base)  # undone exactly
 
 
+@pytest.mark.parametrize("which", ["tiny64", "organism64"])
+def test_qk_scales_hook_equals_the_spec_applied_as_a_weight_edit(which, request):
+    """OV and QK scales together (QK on every layer's first and last head, GQA on the tiny Llama): the
+    hook forward pass == the saved spec applied as a weight edit (float64); scales = 1 are the identity."""
+    h = request.getfixturevalue(which)
+    info = h.info
+    heads = [(la, hd) for la in range(info.n_layers) for hd in (0, info.n_heads - 1)]
+    ov = [(la, hd, c) for la, hd in heads for c in (0, 1)]
+    qk = [(la, hd, c) for la, hd in heads for c in range(info.d_head)]
+    cs = ComponentScales(h, ov, qk=qk)
+    assert cs.kinds == ["ov"] * len(ov) + ["qk"] * len(qk)
+    g = torch.Generator().manual_seed(2)
+    scales = 1 + 0.8 * torch.randn(len(cs), generator=g, dtype=torch.float64)
+    scales[::4] = 1.0
+    ids = torch.randint(6, info.vocab_size, (3, 11), generator=g)
+    base = _logits(h, ids)
+    with cs.attached(torch.ones(len(cs), dtype=torch.float64)):
+        assert torch.equal(_logits(h, ids), base)
+    only_qk = scales.clone()
+    only_qk[: len(ov)] = 1.0
+    with cs.attached(only_qk):
+        assert (_logits(h, ids) - base).abs().max() > 1e-5  # the QK scales alone change the model (>> 1e-10)
+    with cs.attached(scales):
+        hooked = _logits(h, ids)
+    spec = cs.to_spec(scales, tol=1e-9)
+    assert {e.kind for e in spec.edits} == {"ov", "qk"}
+    with spec.apply(h):
+        edited = _logits(h, ids)
+    assert torch.allclose(hooked, edited, atol=1e-10, rtol=0)
+    assert torch.equal(_logits(h, ids), base)
+
+
 def test_spec_round_trip_and_other_model_is_refused(organism64, tmp_path):
     from probes.edits import EditSpec
     from probes.testing import tiny_handle

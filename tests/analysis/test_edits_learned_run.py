@@ -70,18 +70,41 @@ def test_sweep_writes_the_front_and_resumes(organism, tmp_path):
 
 
 def test_each_spec_reapplies_to_its_recorded_accuracy(organism, tmp_path):
+    """With the movers' QK components too (``qk_heads``): the saved spec holds both kinds."""
     run = tmp_path / "run"
-    cfg = CFG.model_copy(update={"l1": (0.0,), "lm_weight": (0.0,)})
-    run_edit_learn(organism, cfg, run, progress=False)
+    cfg = CFG.model_copy(update={"l1": (0.0,), "lm_weight": (0.0,), "qk_heads": ((2, 0), (2, 3))})
+    rep = run_edit_learn(organism, cfg, run, progress=False)
+    assert rep["n_qk_candidates"] == 2 * organism.info.d_head
     rec = json.loads((run / "front.jsonl").read_text())
     assert rec["n_edited"] > 0 and rec["spec"] == "l1=0_lm=0.json"
     spec = EditSpec.load(run / "specs" / rec["spec"])
-    assert [[e.layer, e.head, e.component, e.alpha] for e in spec.edits] == rec["edits"]
+    assert [[e.layer, e.head, e.component, e.alpha, e.kind] for e in spec.edits] == rec["edits"]
+    assert {e.kind for e in spec.edits} == {"ov", "qk"}
     test = prompt_sets(organism, cfg)["test"]
     with spec.apply(organism):
         scored = laundry_scored(organism, test, batch_size=8)
     after = scored.groupby("n_items")["correct_items"].mean()
     assert {int(n): a for n, a in after.items()} == {int(n): v[1] for n, v in rec["test_acc_by_n"].items()}
+
+
+def test_located_movers_qk_are_learned_and_kept_on_resume(organism, tmp_path):
+    """``qk_movers``: the movers located on the dev-eval prompts (as analysis.laundry locates them) give
+    the QK candidates; they are saved, so a resume learns the same ones."""
+    from analysis.edits_learned.learn import located_movers
+
+    run = tmp_path / "run"
+    cfg = CFG.model_copy(update={"l1": (0.0,), "lm_weight": (0.0,), "steps": 2, "qk_movers": 2})
+    rep = run_edit_learn(organism, cfg, run, progress=False)
+    movers = located_movers(organism, prompt_sets(organism, cfg)["dev_eval"], 2)
+    assert len(movers) == 2 and all(layer > 0 for layer, _ in movers)
+    saved = json.loads((run / "qk_candidates.json").read_text())
+    assert saved == [[la, h, c] for la, h in movers for c in range(organism.info.d_head)]
+    assert rep["n_qk_candidates"] == len(saved) and rep["qk_heads"] == sorted(movers)
+    fake = [[0, 0, 0]]  # a resume reads the saved list, it does not locate again
+    (run / "qk_candidates.json").write_text(json.dumps(fake))
+    assert run_edit_learn(organism, cfg, run, progress=False)["n_qk_candidates"] == 1
+    with pytest.raises(ValueError, match="qk_movers"):
+        EditLearnConfig(qk_movers=-1)
 
 
 def test_learning_lowers_the_dev_loss(organism):

@@ -128,7 +128,11 @@ def test_correct_items_and_figures():
     coords = coordinate_frame(x, P.float(), prompts, [True, False, True] * 3)
     fig = subspace_figure(coords, 3)
     assert [t.name for t in fig.data] == ["position 0", "position 1", "position 2"]
-    assert fig.data[1].marker.symbol[0] == "x"  # the second prompt (position 1) was wrong
+    for pos, trace in enumerate(fig.data):
+        wrong = int((~coords.loc[coords["position"] == pos, "correct"]).sum())
+        symbols = list(trace.marker.symbol)
+        assert symbols.count("cross") == wrong  # the second prompt (position 1) was wrong
+        assert symbols == sorted(symbols)  # "circle" < "cross": correct answers first, as in the legend
     with pytest.raises(InputError, match="no prompts with N = 5"):
         subspace_figure(coords, 5)
     assert len(crowding_figure(decodability(coords, n_splits=3)).data) == 2

@@ -39,6 +39,9 @@ def sublens(*args, timeout=300):
         (("--dev-n-min", "5", "--dev-n-max", "4"), "--dev-n-max 4 must be >= --dev-n-min 5"),
         (("--scale-max", "0.5"), "need scale-min < 1 < scale-max"),
         (("--top-k", "0", "--components", ""), "no candidates: --top-k 0"),
+        (("--qk-heads", "24"), "--qk-heads items must look like LAYER.HEAD"),
+        (("--qk-heads", "2.-1"), "--qk-heads item '2.-1': layer and head must be >= 0"),
+        (("--qk-movers", "-1"), "--qk-movers -1 must be >= 0"),
         (("--items", "/nonexistent/items.txt"), "--items /nonexistent/items.txt: no such file"),
     ],
 )
@@ -68,6 +71,16 @@ def test_bad_items_and_templates_files(tmp_path, capsys):
     assert "missing placeholder {rest}" in " ".join(capsys.readouterr().err.split())
 
 
+def test_qk_heads_out_of_range_for_the_model(tmp_path, capsys):
+    from apps.cli.main import run_cli
+
+    code = run_cli(["edit", "learn", "organism", *SMALL, "--qk-heads", "2.0,3.1", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--qk-heads 3.1 is out of range: talking-heads-organism has layers 0..2" in " ".join(
+        capsys.readouterr().err.split()
+    )
+
+
 def test_resume_without_config_is_a_clear_error(tmp_path, capsys):
     from apps.cli.main import run_cli
 
@@ -78,7 +91,7 @@ def test_resume_without_config_is_a_clear_error(tmp_path, capsys):
 def test_learn_resume_and_apply(tmp_path, capsys, one_thread):
     from apps.cli.main import run_cli
 
-    assert run_cli(["edit", "learn", "organism", *SMALL, "--out", str(tmp_path)]) == 0
+    assert run_cli(["edit", "learn", "organism", *SMALL, "--qk-heads", "2.3", "--out", str(tmp_path)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     (run,) = (tmp_path / "edit-learn").iterdir()
     assert json.loads((run / "run.json").read_text())["status"] == "ok"
@@ -92,7 +105,8 @@ def test_learn_resume_and_apply(tmp_path, capsys, one_thread):
     assert (
         run_cli(["edit", "apply", "organism", str(spec), "--n-min", "2", "--n-max", "3", "--per-n", "2"]) == 0
     )
-    assert "LM loss" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "LM loss" in out and " QK]" in out  # the movers' QK components are in the spec
 
 
 @pytest.mark.pack

@@ -51,34 +51,3 @@ def test_bad_flags_exit_2(tmp_path, capsys, args, needle):
     err = re.sub(r"\s+", " ", capsys.readouterr().err)
     assert needle in err and "Traceback" not in err and "Loading" not in err
     assert not list(tmp_path.rglob("run.json"))  # refused before a run folder exists
-
-
-def test_steer_writes_its_tables(tmp_path, capsys):
-    out = tmp_path / "out"
-    argv = ["laundry", "steer", "organism", "--n-min", "3", "--n-max", "4", "--per-n", "6", "--fit-per-n", "8",
-            "--locate-per-n", "8", "--n-null", "50", "--gammas", "0,1", "--out", str(out)]  # fmt: skip
-    assert run_cli(argv) == 0, capsys.readouterr().err
-    (run,) = out.glob("laundry-steer/*")
-    by_n = pd.read_parquet(run / "by_n.parquet")
-    assert (
-        set(by_n["condition"]) == {"baseline", "position", "decoded", "oracle"}
-        and (by_n["n_prompts"] == 6).all()
-    )
-    assert {"ci_low", "ci_high", "gain_pp"} <= set(by_n.columns)
-    by_pos = pd.read_parquet(run / "by_position.parquet")
-    assert by_pos.groupby(["condition", "n_items"])["position"].nunique().tolist() == [3, 4] * 4
-    assert json.loads((run / "summary.json").read_text())["test_per_n"] == 6
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--fit-per-n", "5"], "--fit-per-n 5 must be >= --n-max 10"),
-        (["--gammas", "1,x"], "--gammas must be comma-separated numbers"),
-    ],
-)
-def test_steer_bad_flags_exit_2(tmp_path, capsys, args, needle):
-    assert run_cli(["laundry", "steer", "organism", *args, "--out", str(tmp_path)]) == 2
-    err = re.sub(r"\s+", " ", capsys.readouterr().err)
-    assert needle in err and "Traceback" not in err
-    assert not list(tmp_path.rglob("run.json"))

@@ -156,3 +156,16 @@ print("torch" in sys.modules, "transformers" in sys.modules)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
+
+
+def test_no_pair_page_shows_the_scans_thresholds(cache):
+    at = _start()
+    (saved_file,) = (cache / "dashboard" / "channels").glob("*/thresholds.parquet")
+    saved = pd.read_parquet(saved_file)
+    shown = at.table[0].value
+    assert list(shown["composition"]) == ["Q", "K", "V"]
+    for _, row in saved.iterrows():
+        column = "Bonferroni z" if row["method"] == "bonferroni" else "Benjamini–Hochberg z"
+        got = shown.loc[shown["composition"] == row["mode"], column].item()
+        assert got == pytest.approx(row["z"], abs=0.005)
+    assert (shown["component tests"] == saved["n_tests"].max()).all()

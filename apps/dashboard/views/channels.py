@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.channels.figures import component_figure, head_label
-from analysis.channels.significance import CORRECTIONS, tail_ratio
+from analysis.channels.significance import CORRECTIONS, tail_ratio, threshold_table
 from apps.dashboard import cache_channels as cached
 from apps.dashboard.models import current_model, default_model, quick_key, stored_info
 from apps.dashboard.state import (
@@ -40,6 +40,7 @@ from apps.dashboard.state import (
 
 MAP_ABOVE = 96  # heads (layers × heads) above which the layer map and the zoom sliders are shown
 THRESHOLDS = {"Bonferroni 5%": "bonferroni", "BH 5% (FDR)": "bh", "fixed z": None}
+PAINT_S = 1.5  # seconds the model's first load waits after the grid is sent (see _let_the_browser_paint)
 
 
 def _sticky(key: str, default) -> None:
@@ -77,6 +78,17 @@ def _saved_scan(name: str):
     return handle, key, i, meta, "computed now"
 
 
+def _let_the_browser_paint() -> None:
+    """Wait :data:`PAINT_S` before the model's first load. Importing torch takes a CPU core (and the GIL)
+    for seconds; started at once it slowed the browser's drawing of the grid by ~0.9 s on the 2-core CPU
+    (grid painted 2.8–3.4 s vs 1.9–2.3 s, 4 runs each). A click meanwhile is not kept waiting: each tick
+    is a Streamlit call, where a pending rerun interrupts the script."""
+    tick = st.empty()
+    for _ in range(round(PAINT_S / 0.1)):
+        time.sleep(0.1)
+        tick.empty()
+
+
 def _placeholder_chart(slot) -> None:
     """An empty chart where the grid will be: the browser starts parsing plotly's 4.7 MB bundle (its
     biggest cost on a second start) while the server reads the saved tables."""
@@ -98,7 +110,8 @@ controls, notes = st.container(), st.container()
 grid_col, map_col = st.columns([4, 1]) if big else (st.container(), None)
 with grid_col:
     grid_slot = st.empty()
-if "channels.chart_slot_sent" not in st.session_state:  # first run of a session; later reruns keep the grid
+first_run = "channels.chart_slot_sent" not in st.session_state  # of a session; later reruns keep the grid
+if first_run:
     _placeholder_chart(grid_slot)
     st.session_state["channels.chart_slot_sent"] = True
 try:
@@ -176,17 +189,8 @@ if big:
             zoom_around(block[1], L),
         )
     st.session_state["ch_block"] = block
-    with map_col:
-        st.plotly_chart(
-            cached.layer_figure_of(key, L, H, mode, z_min),
-            key=map_key,
-            on_select="rerun",
-            selection_mode="points",
-            config={"displaylogo": False},
-        )
-        senders = st.slider("sender layers", 0, L - 1, key="ch_senders")
-        receivers = st.slider("receiver layers", 0, L - 1, key="ch_receivers")
-        _keep("ch_senders", "ch_receivers")
+    # the sliders' values, read before they are drawn: the grid goes to the browser before the map
+    senders, receivers = tuple(st.session_state["ch_senders"]), tuple(st.session_state["ch_receivers"])
 
 with grid_col:
     grid_key = f"grid::{model}::{mode}::{z_min:.3f}::{senders}::{receivers}"
@@ -200,11 +204,25 @@ with grid_col:
         selection_mode=("points", "box"),
         config={"displaylogo": False},
     )
+    if first_run:  # the grid reaches the browser alone and is drawn before the rest of the page (~0.3 s)
+        time.sleep(0.2)
     st.caption(
         "Each square is one (sender head → receiver head) pair, coloured by its strongest component's z; "
         "thin lines mark layer boundaries. Click a square (or box-select: the strongest is taken) to open it."
         + (" Zoom with the layer map or the sliders." if big else "")
     )
+if big:
+    with map_col:
+        st.plotly_chart(
+            cached.layer_figure_of(key, L, H, mode, z_min),
+            key=map_key,
+            on_select="rerun",
+            selection_mode="points",
+            config={"displaylogo": False},
+        )
+        st.slider("sender layers", 0, L - 1, key="ch_senders")
+        st.slider("receiver layers", 0, L - 1, key="ch_receivers")
+        _keep("ch_senders", "ch_receivers")
 state = on_selection(state, event.selection if event else None, L, H, widget=grid_key)
 
 st.markdown(f"**Strongest pairs** ({mode} composition): click a row to open the pair")
@@ -233,8 +251,9 @@ st.query_params["mode"] = mode
 if state.pair is None:
     st.query_params.pop("pair", None)
     st.info("No pair selected yet: click a square in the grid, a row of the table, or pick one by hand.")
-    # let the event loop send the grid before the model's first import (torch) holds the GIL for seconds
-    time.sleep(0.1)
+    st.markdown("**Thresholds of this scan**: the z a component must reach against its receiver's null (5%)")
+    st.table(threshold_table(thresholds).style.format(precision=2, thousands=","), hide_index=True)
+    _let_the_browser_paint()
     with st.spinner("preparing the pair panel (loading the model) …"):
         current_model()
         cached.warm_panel()

@@ -7,6 +7,13 @@ The **Learned edits** picker lists the edit specs of ``sublens edit learn`` runs
 Results are stored with the edit and settings that produced them (``st.session_state["edit_result"]``);
 when the table or settings change, they are shown as stale with the edit they belong to. The table and
 settings are kept across page switches.
+
+**Positional subspace** (issue 15, at the bottom, behind a button: a first run on SmolLM2 takes about a
+minute): the Laundry List channel located for the current N range, the 3D scatter of the current test
+prompts' coordinates at END coloured by answer position, its effective dimension, and how well position
+can be decoded from the coordinates by N (crowding); next to it the same for the applied edit, in the
+same basis (:mod:`apps.dashboard.edit_subspace`). Saved on disk (:mod:`apps.dashboard.cache_edit_lab`), so it
+shows at once afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import streamlit as st
 from analysis.tasks.evaluate import laundry_gain
 from analysis.tasks.figures import accuracy_figure, signed_change
 from apps.dashboard.cache_edit_lab import laundry_and_loss
+from apps.dashboard.edit_subspace import subspace_section
 from apps.dashboard.models import current_model
 from apps.dashboard.runs import runs_root
 from apps.dashboard.state import (
@@ -49,8 +57,11 @@ def _remember(keys) -> None:
 
 
 def edit_label(edits) -> str:
-    """``L{layer}.H{head} c{component} ×α`` for each row of an edit."""
-    return ", ".join(f"L{la}.H{h} c{c} ×{a:g}" for la, h, c, a in edits) or "none"
+    """``L{layer}.H{head} c{component} ×α`` for each row of an edit (`` QK`` after a query-side component)."""
+    return (
+        ", ".join(f"L{la}.H{h} c{c}{' QK' if kind == ['qk'] else ''} ×{a:g}" for la, h, c, a, *kind in edits)
+        or "none"
+    )
 
 
 def _table(info, key) -> pd.DataFrame:
@@ -153,7 +164,10 @@ def _learned_picker(handle, key, ns, per_n) -> None:
             try:
                 spec = EditSpec.load(dict(specs)[label])
                 spec.check(handle)
-                edits = tuple((e.layer, e.head, e.component, e.alpha) for e in spec.edits)
+                edits = tuple(
+                    (e.layer, e.head, e.component, e.alpha) + ((e.kind,) if e.kind != "ov" else ())
+                    for e in spec.edits
+                )
                 with st.spinner(f"evaluating {len(edits)} learned rescalings …"):
                     before, loss0 = laundry_and_loss(handle, key, (), ns, per_n)
                     after, loss1 = laundry_and_loss(handle, key, edits, ns, per_n)
@@ -232,6 +246,14 @@ def _save_spec(handle, edits) -> None:
                 st.success(f"saved {path} (+ {path.with_suffix('.safetensors').name})")
 
 
+def _applied_edit(key) -> tuple[tuple, str] | None:
+    """``(edits, label)`` of the edit last applied on this model (table or learned picker), else ``None``."""
+    result = st.session_state.get(RESULT_KEY)
+    if result is None or result["model"] != key or not result["edits"]:
+        return None
+    return result["edits"], result.get("source") or edit_label(result["edits"])
+
+
 st.title("Edit lab")
 handle, key = current_model()
 info = handle.info
@@ -289,3 +311,4 @@ elif per_n_ok is not None:
     _show(dict(edits=(), ns=ns, per_n=per_n, before=before, after=before, loss0=loss0, loss1=loss0), ())
 if edits is not None:
     _save_spec(handle, edits)
+subspace_section(handle, key, ns, per_n_ok, _applied_edit(key))
