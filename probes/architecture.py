@@ -53,6 +53,7 @@ __all__ = [
     "run_forward",
     "text_config",
     "unwrap",
+    "unwrapped_modules",
     "w_o",
 ]
 
@@ -285,6 +286,31 @@ def eager_attention(hf) -> Iterator[None]:
         yield
     finally:
         hf.set_attn_implementation(prev)
+
+
+@contextmanager
+def unwrapped_modules(root: torch.nn.Module) -> Iterator[None]:
+    """Put the HF modules back in place of TransformerLens bridge components (``original_component``)
+    under ``root`` for the duration of the block, and restore the bridge afterwards. Numerics are
+    unchanged (the bridge runs the same modules), but the bridge's attention ignores a key/value cache
+    (``past_key_values``) and the HF one does not. A model that was never bridged is left as it is."""
+    swaps = []
+
+    def walk(module: torch.nn.Module) -> None:
+        for name, child in list(module._modules.items()):
+            orig = getattr(child, "original_component", None) if child is not None else None
+            if orig is not None:
+                swaps.append((module, name, child))
+                module._modules[name] = orig
+            if child is not None:
+                walk(orig if orig is not None else child)
+
+    walk(root)
+    try:
+        yield
+    finally:
+        for module, name, child in reversed(swaps):
+            module._modules[name] = child
 
 
 def run_forward(

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from analysis.interventions import replace_in_subspace
 from analysis.laundry.channel import LaundryBatch, _item_id_matrix
-from probes.architecture import decoder_layers
+from probes.architecture import decoder_layers, unwrapped_modules
 from probes.errors import InputError
 
 __all__ = ["AffineRule", "EndSteer", "fit_rule", "margins", "oracle_margins", "steering_table", "wilson"]
@@ -74,30 +74,6 @@ def margins(item_logits: Tensor, positions: Tensor) -> Tensor:
     others = item_logits.clone()
     others[rows, positions] = -torch.inf
     return item_logits[rows, positions] - others.max(1).values
-
-
-@contextmanager
-def _unwrapped(root: torch.nn.Module) -> Iterator[None]:
-    """Put the HF modules back in place of TransformerLens bridge components (``original_component``)
-    for the block: the bridge's attention ignores the key/value cache, the HF one does not. Numerics are
-    unchanged (the bridge runs the same modules); the bridge is restored afterwards."""
-    swaps = []
-
-    def walk(module: torch.nn.Module) -> None:
-        for name, child in list(module._modules.items()):
-            orig = getattr(child, "original_component", None) if child is not None else None
-            if orig is not None:
-                swaps.append((module, name, child))
-                module._modules[name] = orig
-            if child is not None:
-                walk(orig if orig is not None else child)
-
-    walk(root)
-    try:
-        yield
-    finally:
-        for module, name, child in reversed(swaps):
-            module._modules[name] = child
 
 
 @contextmanager
@@ -136,7 +112,7 @@ class EndSteer:
         width = int(lengths.max()) - 1
         mask = (torch.arange(width)[None, :] < (lengths - 1)[:, None]).long()
         cache = DynamicCache(config=hf.config)
-        with torch.no_grad(), _unwrapped(hf), _quiet():
+        with torch.no_grad(), unwrapped_modules(hf), _quiet():
             hf(input_ids=self.batch.ids[sl, :width].to(self.handle.device), attention_mask=mask.to(self.handle.device),
                position_ids=(mask.cumsum(1) - 1).clamp_min(0).to(self.handle.device), past_key_values=cache,
                use_cache=True)  # fmt: skip
@@ -163,7 +139,7 @@ class EndSteer:
             lengths = self.batch.lengths[sl]
             full = torch.cat([mask, torch.ones(len(lengths), 1, dtype=torch.long)], 1).to(dev)
             last = self.batch.ids[sl][torch.arange(len(lengths)), lengths - 1]
-            with _unwrapped(hf), _quiet():
+            with unwrapped_modules(hf), _quiet():
                 hook = decoder_layers(hf)[self.layer].register_forward_pre_hook(pre, with_kwargs=True)
                 try:
                     logits = hf(input_ids=last[:, None].to(dev), attention_mask=full,
