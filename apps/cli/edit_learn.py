@@ -13,7 +13,7 @@ import shlex
 
 import typer
 
-from apps.cli import checks
+from apps.cli import checks, task_files
 from apps.cli.edit import _heads, _load, _ns, app, console
 from apps.cli.tables import print_frame
 from probes.errors import InputError
@@ -112,10 +112,8 @@ def learn(
     test_per_n: int = typer.Option(40, help="test prompts per list length"),
     ioi_prompts: int = typer.Option(100, help="IOI prompts for the logit-difference side effect (0: skip)"),
     lm_max_tokens: int = typer.Option(128, help="tokens per held-out paragraph"),
-    items: str = typer.Option(None, "--items", help="your items: one single-token item per line"),
-    templates: str = typer.Option(
-        None, "--templates", help="your test templates: one per line, {items} and {rest}"
-    ),
+    items: str = task_files.ITEMS_OPTION,
+    templates: str = task_files.TEMPLATES_OPTION,
     seed: int = typer.Option(0, help="prompt, batch and null seed"),
     resume: str = typer.Option(None, help="resume this run directory (its saved config is used)"),
     out: str = typer.Option(None, help="run directory root (default ./runs)"),
@@ -124,7 +122,6 @@ def learn(
     from analysis.edit_search import check_resume
     from analysis.edits_learned import EditLearnConfig, run_edit_learn
     from analysis.edits_learned.learn import LEARN_RUN
-    from analysis.tasks.sources import read_items_file, read_templates_file
     from probes.runs import check_writable, open_run
 
     if resume:
@@ -199,8 +196,14 @@ def learn(
                 test_per_n=test_per_n,
                 ioi_prompts=ioi_prompts,
                 lm_max_tokens=lm_max_tokens,
-                items=tuple(read_items_file(items, "--items")) if items else (),
-                templates=tuple(read_templates_file(templates, "--templates")) if templates else (),
+                items=task_files.read_items(
+                    items,
+                    {
+                        "dev": (_ns(dev_n_min, dev_n_max, "dev-"), "--dev-n-max"),
+                        "test": (_ns(test_n_min, test_n_max, "test-"), "--test-n-max"),
+                    },
+                ),
+                templates=task_files.read_templates(templates),
                 seed=seed,
             )
         where = {"root": out, "flag": "--out" if out else None}
