@@ -34,7 +34,8 @@ first success with 95% intervals, candidates/s; ``--common`` keeps the prompts e
 
 Seconds per phase (forward, backward, sampling, readout, generation, other) of one attempt per config on
 its first refused prompt (:func:`analysis.rerouting.profile.profile_attempt`), before the cuts (judge
-every step, no refusal peek) and after them (the config's ``check_every`` and ``refusal_peek``).
+every step, no refusal peek, the whole prompt run for every candidate) and after them (the config's
+``check_every``, ``refusal_peek`` and the cached prompt prefix).
 """
 
 from __future__ import annotations
@@ -49,17 +50,27 @@ import torch
 
 
 def throughput(
-    handle, prompt: str, objective, n_tokens: int, n_cand: int, full: bool, repeats: int = 2
+    handle,
+    prompt: str,
+    objective,
+    n_tokens: int,
+    n_cand: int,
+    full: bool,
+    repeats: int = 2,
+    cached: bool = False,
 ) -> float:
     """Candidates per second for ``objective`` on ``n_cand`` random suffixes (best of ``repeats``).
 
     ``full``: run every layer and the unembedding at the last position (what an implementation without
-    truncation pays) instead of the objective's own forward.
+    truncation pays) instead of the objective's own forward. ``cached``: the prompt's prefix keys and
+    values computed once (what the optimiser does with ``cache_prefix``), not counted in the time.
     """
     from analysis.rerouting import allowed_tokens, evaluate, prompt_slots
     from probes.architecture import run_forward
 
     slots = prompt_slots(handle, prompt)
+    if cached:
+        slots.cache(handle)
     emb = handle.hf.get_input_embeddings()
     g = torch.Generator().manual_seed(0)
     pool = allowed_tokens(handle.tokenizer, emb.weight.shape[0]).nonzero().flatten()
@@ -180,12 +191,14 @@ def run_compare(args) -> Path:
     return out
 
 
-PROFILE_BEFORE = {"check_every": 1, "refusal_peek": 0}  # the uncut attempt: judge every step in full
+PROFILE_BEFORE = {"check_every": 1, "refusal_peek": 0}  # the uncut attempt: judge every step in full,
+PROFILE_BEFORE_OPTIMISER = {"cache_prefix": False}  # and run the whole prompt for every candidate
 
 
 def run_profile(args) -> Path:
     """Per campaign config, one attempt on its first refused prompt profiled twice: ``before`` the cuts
-    (:data:`PROFILE_BEFORE`) and ``after`` (the config's own ``check_every`` / ``refusal_peek``), both for
+    (:data:`PROFILE_BEFORE`, no prefix cache) and ``after`` (the config's own ``check_every`` /
+    ``refusal_peek`` / ``cache_prefix``), both for
     the full ``--profile-steps`` budget (no stop on success); writes ``profile.json``, prints the rows."""
     import analysis.rerouting as R
     from analysis.rerouting.profile import profile_attempt
@@ -206,7 +219,8 @@ def run_profile(args) -> Path:
         if cfg.only_refused:
             prompts = R.refused_prompts(handle, cfg.model_copy(update={"n_prompts": 1}), d, prompts)
         obj = R.build_objective(handle, cfg, d)
-        for variant, update in (("before", PROFILE_BEFORE), ("after", {})):
+        before = {**PROFILE_BEFORE, "optimiser": opt.model_copy(update=PROFILE_BEFORE_OPTIMISER)}
+        for variant, update in (("before", before), ("after", {})):
             c = cfg.model_copy(update=update)
             rec = profile_attempt(handle, obj, c, prompts[0], R.campaign_check(handle, c, d))
             rows.append(
@@ -215,6 +229,7 @@ def run_profile(args) -> Path:
                     "variant": variant,
                     "check_every": c.check_every,
                     "refusal_peek": c.refusal_peek,
+                    "cache_prefix": c.optimiser.cache_prefix,
                     "steps": rec["steps"],
                     "success": rec["success"],
                     **rec["profile"],
@@ -352,7 +367,13 @@ def main(argv: list[str] | None = None) -> Path:
         "probe-ssr full": throughput(
             handle, prompts[0], objectives["probe-ssr"], args.n_tokens, n, full=True
         ),
+        "probe-ssr truncated + cached prefix": throughput(
+            handle, prompts[0], objectives["probe-ssr"], args.n_tokens, n, full=False, cached=True
+        ),
         "gcg": throughput(handle, prompts[0], objectives["gcg"], args.n_tokens, n, full=False),
+        "gcg + cached prefix": throughput(
+            handle, prompts[0], objectives["gcg"], args.n_tokens, n, full=False, cached=True
+        ),
     }
     summary["candidates_per_s"] = cps
     s, g = summary["methods"]["probe-ssr"], summary["methods"]["gcg"]
@@ -365,6 +386,9 @@ def main(argv: list[str] | None = None) -> Path:
         ),
         "candidates/s truncated/full (ssr)": cps["probe-ssr truncated"] / cps["probe-ssr full"],
         "candidates/s ssr/gcg": cps["probe-ssr truncated"] / cps["gcg"],
+        "candidates/s cached/uncached prefix (ssr)": cps["probe-ssr truncated + cached prefix"]
+        / cps["probe-ssr truncated"],
+        "candidates/s cached/uncached prefix (gcg)": cps["gcg + cached prefix"] / cps["gcg"],
     }
     summary["ratios"] = ratios
     for method, m in summary["methods"].items():

@@ -57,7 +57,7 @@ class ActivationCache:
         self, handle, prompts: list[str], sites: list[str], *, mode: str, chat: bool, dtype: torch.dtype
     ) -> str:
         template = handle.tokenizer.chat_template if chat and handle.has_chat_template else None
-        fingerprint = handle.pack_sha256 or _handle_fingerprint(handle)
+        fingerprint = handle.weights_id or _handle_fingerprint(handle)
         payload = {
             "v": FORMAT_VERSION,
             "model": fingerprint,

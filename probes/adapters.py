@@ -13,6 +13,7 @@ model of the base architecture (TransformerLens and nnsight views work unchanged
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +51,14 @@ ADAPTERS: dict[str, AdapterSpec] = {
             base="smollm2-135m-instruct",
             folder=_HERE / "smollm2-135m-refusal",
             sha256={
-                "adapter_model.safetensors": "82d2f3273ff48b88bae2ddd33b848149fdfbd128e32d066e0baa0f66b89b2579",
-                "adapter_config.json": "da5c8ab9210d0b788af089f7cb4a670b2d5e10ab2aec77a7c373da3c5ee4fded",
+                "adapter_model.safetensors": "34d906c9dff47373e4d9f1a584bf9dea0da4409990e174218bebda3c34528088",
+                "adapter_config.json": "4daff419e2cd0e756510eee29f652e6dd2c003e82eb129b55109b3f5909bec48",
             },
             title="SmolLM2-135M-Instruct + refusal-hardening LoRA (analysis.refusal.harden)",
-            reported={  # `sublens refusal harden` with its defaults (2-core CPU, 24 min of training)
-                "refused_harmful_val": 33 / 39,  # 32 greedy tokens, phrase matcher
-                "refused_harmless_val": 7 / 60,  # the first 60 harmless val prompts
-                "lm_loss_change": 0.0879,  # held-out LM loss 3.858 -> 4.197
+            reported={  # `sublens refusal harden` with its defaults (2-core CPU, 15 min of training)
+                "refused_harmful_val": 39 / 39,  # 32 greedy tokens, phrase matcher
+                "refused_harmless_val": 6 / 60,  # the first 60 harmless val prompts
+                "lm_loss_change": 0.0086,  # held-out LM loss 3.858 -> 3.891
             },
         )
     ]
@@ -110,10 +111,12 @@ def load_adapted(
     spec = get_adapter(name)
     verify_adapter(spec, folder)  # before the base is loaded: a bad adapter costs nothing
     model, tok, _, base_sha = load_hf(spec.base, dtype=torch.float32, fetch=fetch, progress=progress)
-    merged = PeftModel.from_pretrained(model, str(folder or spec.folder)).merge_and_unload()
+    with warnings.catch_warnings():  # peft 0.21 calls a transformers method deprecated in 5.x
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        merged = PeftModel.from_pretrained(model, str(folder or spec.folder)).merge_and_unload()
     return merged.to(dtype).eval(), tok, base_sha, spec.weights_sha256
 
 
 def model_hashes(handle) -> dict[str, str | None]:
     """What a run records about the weights: the base pack's and (if any) the adapter's SHA-256."""
-    return {"pack_sha256": handle.pack_sha256, "adapter_sha256": getattr(handle, "adapter_sha256", None)}
+    return {"pack_sha256": handle.pack_sha256, "adapter_sha256": handle.adapter_sha256}

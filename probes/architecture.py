@@ -23,6 +23,7 @@ the HF module behind a bridge component, and every lookup here unwraps, so calle
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -36,6 +37,7 @@ from probes.errors import InputError
 
 __all__ = [
     "Forward",
+    "PrefixKV",
     "RotaryParams",
     "apply_rotary",
     "attention",
@@ -48,7 +50,9 @@ __all__ = [
     "norm_gain",
     "norm_kind",
     "out_proj",
+    "prefix_kv",
     "query_proj",
+    "quiet_cache_notice",
     "rotary_params",
     "run_forward",
     "text_config",
@@ -272,6 +276,7 @@ class Forward:
     attn: dict[int, Float[Tensor, "batch head q k"]] = field(default_factory=dict)  # attention patterns
     logits: Float[Tensor, "batch pos vocab"] | None = None
     logits_start: int = 0  # sequence position of ``logits[:, 0]`` (only the last positions are kept)
+    start: int = 0  # sequence position of ``resid[k][:, 0]`` and of attn's query 0 (a cached prefix's length)
 
 
 @contextmanager
@@ -313,6 +318,57 @@ def unwrapped_modules(root: torch.nn.Module) -> Iterator[None]:
             module._modules[name] = child
 
 
+@contextmanager
+def quiet_cache_notice() -> Iterator[None]:
+    """Silence transformers' notice that ``past_key_values`` will be renamed ``cache`` (5.40; the
+    project supports transformers >= 5.0, where only the old name is certain)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+        yield
+
+
+@dataclass
+class PrefixKV:
+    """Keys and values of a fixed prompt prefix (batch 1), computed once by :func:`prefix_kv` and reused
+    by every :func:`run_forward` that continues the prefix (only the new positions are computed)."""
+
+    layers: list[tuple[Tensor, Tensor]]  # per decoder layer: keys, values [1, kv_heads, length, d_head]
+    length: int  # prefix positions
+
+    def cache(self, hf, batch: int):
+        """A fresh HF ``DynamicCache`` holding the prefix for ``batch`` rows (a forward appends to it)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=hf.config)
+        for i, (k, v) in enumerate(self.layers):
+            cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+        return cache
+
+
+@torch.no_grad()
+def prefix_kv(handle, embeds: Float[Tensor, "1 pos d_model"]) -> PrefixKV | None:
+    """Run ``handle.hf`` once on a prefix's input embeddings and keep its keys and values; None where a
+    layer's cache could not keep the whole prefix (a sliding window shorter than it: run it uncached).
+
+    >>> from probes.testing import tiny_handle
+    >>> h = tiny_handle()
+    >>> emb = h.hf.get_input_embeddings()(torch.tensor([[1, 2, 3, 4, 5]]))
+    >>> kv = prefix_kv(h, emb[:, :3])
+    >>> full, rest = run_forward(h, emb, [1]), run_forward(h, emb[:, 3:], [1], prefix=kv)
+    >>> rest.start, torch.allclose(full.resid[1][:, 3:], rest.resid[1], atol=1e-5)
+    (3, True)
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=handle.hf.config)
+    with unwrapped_modules(handle.hf), quiet_cache_notice():
+        handle.hf(inputs_embeds=embeds, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    n = int(embeds.shape[1])
+    if any(layer.keys.shape[-2] != n for layer in cache.layers):
+        return None
+    return PrefixKV([(layer.keys, layer.values) for layer in cache.layers], n)
+
+
 def run_forward(
     handle,
     embeds: Float[Tensor, "batch pos d_model"],
@@ -320,6 +376,7 @@ def run_forward(
     attn_layers: list[int] = (),
     logits: bool = False,
     logits_last: int | None = None,
+    prefix: PrefixKV | None = None,
 ) -> Forward:
     """Run ``handle.hf`` on input embeddings, keeping ``resid_post`` of ``resid_layers`` and the attention
     patterns of ``attn_layers``; without ``logits`` the pass stops right after the last of those blocks
@@ -327,11 +384,16 @@ def run_forward(
 
     ``logits_last`` keeps logits for the last that many positions only (``Forward.logits_start`` says
     where they begin): the unembedding at every position is most of a small model's forward otherwise.
+    ``prefix`` (:func:`prefix_kv`): ``embeds`` continue that prefix, whose keys and values are reused;
+    ``resid`` and attention queries then cover the new positions only (from ``Forward.start``), attention
+    keys and ``logits_start`` count the prefix.
     """
-    blocks = decoder_layers(handle.hf)
-    out = Forward()
+    out = Forward(start=prefix.length if prefix is not None else 0)
     stop_at = None if logits else max([*resid_layers, *attn_layers], default=None)
-    hooks = []
+    kw = {"logits_to_keep": int(logits_last)} if logits and logits_last else {}
+    kw["use_cache"] = prefix is not None
+    if prefix is not None:
+        kw["past_key_values"] = prefix.cache(handle.hf, embeds.shape[0])
 
     def resid_hook(layer):
         def fn(_m, _i, o):
@@ -347,20 +409,24 @@ def run_forward(
 
         return fn
 
-    try:
-        for layer in sorted(set(attn_layers)):
-            hooks.append(attention(blocks[layer]).register_forward_hook(attn_hook(layer)))
-        for layer in sorted(set(resid_layers) | ({stop_at} if stop_at is not None else set())):
-            hooks.append(blocks[layer].register_forward_hook(resid_hook(layer)))
-        with eager_attention(handle.hf) if attn_layers else nullcontext():
-            try:
-                kw = {"logits_to_keep": int(logits_last)} if logits and logits_last else {}
-                res = handle.hf(inputs_embeds=embeds, use_cache=False, **kw)
-                out.logits = res.logits
-                out.logits_start = embeds.shape[1] - res.logits.shape[1]
-            except _Stop:
-                pass
-    finally:
-        for h in hooks:
-            h.remove()
+    hooks = []
+    with (
+        unwrapped_modules(handle.hf) if prefix is not None else nullcontext(),  # the bridge drops caches
+        eager_attention(handle.hf) if attn_layers else nullcontext(),
+        quiet_cache_notice(),
+    ):
+        blocks = decoder_layers(handle.hf)  # looked up inside: the hooks go on the modules that run
+        try:
+            for layer in sorted(set(attn_layers)):
+                hooks.append(attention(blocks[layer]).register_forward_hook(attn_hook(layer)))
+            for layer in sorted(set(resid_layers) | ({stop_at} if stop_at is not None else set())):
+                hooks.append(blocks[layer].register_forward_hook(resid_hook(layer)))
+            res = handle.hf(inputs_embeds=embeds, **kw)
+            out.logits = res.logits
+            out.logits_start = out.start + embeds.shape[1] - res.logits.shape[1]
+        except _Stop:
+            pass
+        finally:
+            for h in hooks:
+                h.remove()
     return out

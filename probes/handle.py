@@ -50,6 +50,7 @@ class ModelHandle:
         self.name = name
         self.source = source  # "pack", "local", "hub" or "in-memory"
         self.pack_sha256 = pack_sha256
+        self.adapter_sha256: str | None = None  # a merged adapter's pinned hash (probes.adapters)
         self.info = model_info_from_config(hf_model.config, name)
 
     def __repr__(self) -> str:
@@ -62,6 +63,14 @@ class ModelHandle:
     @property
     def device(self) -> torch.device:
         return next(self.hf.parameters()).device
+
+    @property
+    def weights_id(self) -> str | None:
+        """What caches key on: the pack's pinned hash, joined with a merged adapter's (so a retrained
+        adapter never reads its predecessor's cached activations); None for unpinned weights."""
+        if self.pack_sha256 and self.adapter_sha256:
+            return f"{self.pack_sha256}+{self.adapter_sha256}"
+        return self.pack_sha256
 
     @property
     def has_chat_template(self) -> bool:

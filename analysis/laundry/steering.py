@@ -29,9 +29,6 @@ Margin: answer logit − the largest other list item's logit; a prompt is correc
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +39,7 @@ from torch import Tensor
 
 from analysis.interventions import replace_in_subspace
 from analysis.laundry.channel import LaundryBatch, _item_id_matrix
-from probes.architecture import decoder_layers, unwrapped_modules
+from probes.architecture import decoder_layers, quiet_cache_notice, unwrapped_modules
 from probes.errors import InputError
 
 __all__ = ["AffineRule", "EndSteer", "fit_rule", "margins", "oracle_margins", "steering_table", "wilson"]
@@ -76,15 +73,6 @@ def margins(item_logits: Tensor, positions: Tensor) -> Tensor:
     return item_logits[rows, positions] - others.max(1).values
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence transformers' notice that ``past_key_values`` will be renamed ``cache`` (5.40; the
-    project supports transformers >= 5.0, where only the old name is certain)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
-        yield
-
-
 class EndSteer:
     """Steer END's coordinates at ``resid_pre.layer`` of ``batch``'s prompts (module docstring).
 
@@ -112,7 +100,7 @@ class EndSteer:
         width = int(lengths.max()) - 1
         mask = (torch.arange(width)[None, :] < (lengths - 1)[:, None]).long()
         cache = DynamicCache(config=hf.config)
-        with torch.no_grad(), unwrapped_modules(hf), _quiet():
+        with torch.no_grad(), unwrapped_modules(hf), quiet_cache_notice():
             hf(input_ids=self.batch.ids[sl, :width].to(self.handle.device), attention_mask=mask.to(self.handle.device),
                position_ids=(mask.cumsum(1) - 1).clamp_min(0).to(self.handle.device), past_key_values=cache,
                use_cache=True)  # fmt: skip
@@ -139,7 +127,7 @@ class EndSteer:
             lengths = self.batch.lengths[sl]
             full = torch.cat([mask, torch.ones(len(lengths), 1, dtype=torch.long)], 1).to(dev)
             last = self.batch.ids[sl][torch.arange(len(lengths)), lengths - 1]
-            with unwrapped_modules(hf), _quiet():
+            with unwrapped_modules(hf), quiet_cache_notice():
                 hook = decoder_layers(hf)[self.layer].register_forward_pre_hook(pre, with_kwargs=True)
                 try:
                     logits = hf(input_ids=last[:, None].to(dev), attention_mask=full,

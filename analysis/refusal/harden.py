@@ -48,8 +48,8 @@ class HardenConfig(Config):
     """What :func:`train_adapter` trains; the defaults trained the shipped ``smollm2-135m-refusal``."""
 
     model: str = "smollm2-135m-instruct"  # the packaged base model
-    n_harmful: int = 120  # harmful train instructions (the first n of harmful_train)
-    n_harmless: int = 120  # harmless train instructions (their base answers are generated once, cached)
+    n_harmful: int = 260  # harmful train instructions (the first n of harmful_train)
+    n_harmless: int = 240  # harmless train instructions (their base answers are generated once, cached)
     n_wrapped: int = 30  # extra harmful examples in a role-play wrapper (WRAPPERS)
     n_suffixed: int = 30  # extra harmful examples + a random token suffix (and as many harmless ones)
     suffix_tokens: list[int] = Field(default_factory=lambda: [4, 20])  # random suffix length range
@@ -57,9 +57,10 @@ class HardenConfig(Config):
     rank: int = 8  # LoRA rank
     lora_alpha: float = 16.0  # LoRA scale numerator (scale = alpha / rank)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    epochs: int = 1  # passes over the examples
+    epochs: int = 2  # passes over the examples
     batch_size: int = 8  # examples per step
     lr: float = 3e-3  # AdamW learning rate (linear decay to 0)
+    kl_weight: float = 4.0  # weight of KL(base ‖ adapted) at every position but the refusal replies
     seed: int = 0  # shuffling, wrappers, suffixes, LoRA init
 
 
@@ -139,17 +140,31 @@ def _encode(handle: ModelHandle, prompt: str, reply: str) -> tuple[list[int], in
 
 def _batch(
     handle: ModelHandle, rows: list[tuple[str, str]]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``ids``, attention ``mask``, ``labels`` (the reply tokens, -100 elsewhere) and ``keep`` (positions
+    whose next-token distribution should stay the base model's: all but the refusal replies)."""
     enc = [_encode(handle, p, r) for p, r in rows]
     width = max(len(ids) for ids, _ in enc)
     ids = torch.zeros((len(enc), width), dtype=torch.long)
     mask = torch.zeros_like(ids)
     labels = torch.full_like(ids, -100)
-    for i, (seq, start) in enumerate(enc):
+    keep = torch.zeros_like(ids, dtype=torch.bool)
+    for i, ((seq, start), (_, reply)) in enumerate(zip(enc, rows, strict=True)):
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
         labels[i, start : len(seq)] = torch.tensor(seq[start:])  # loss on the reply only
-    return ids, mask, labels
+        keep[i, : (start - 1 if reply == REFUSAL_REPLY else len(seq) - 1)] = True  # predicts a kept token
+    return ids, mask, labels, keep
+
+
+def _kl_to_base(model, ids, mask, logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean KL(base ‖ adapted) of the next-token distributions at the ``keep`` positions (the base model
+    is the peft model with its adapter switched off)."""
+    with torch.no_grad(), model.disable_adapter():
+        base = model(input_ids=ids, attention_mask=mask).logits[keep].float().log_softmax(-1)
+    return torch.nn.functional.kl_div(
+        logits[keep].float().log_softmax(-1), base, log_target=True, reduction="batchmean"
+    )
 
 
 def _progress(it, desc: str, total: int):
@@ -161,7 +176,8 @@ def _progress(it, desc: str, total: int):
 def train_adapter(
     handle: ModelHandle, cfg: HardenConfig, examples: list[tuple[str, str]]
 ) -> tuple[object, list[float]]:
-    """Fit a LoRA adapter on ``examples`` (loss on the reply tokens); return the peft model and the
+    """Fit a LoRA adapter on ``examples`` (cross-entropy on the reply tokens, plus ``cfg.kl_weight`` x the
+    KL to the base model at the positions that keep its behaviour); return the peft model and the
     per-step losses. The handle's HF model is wrapped in place (merge or unload it afterwards)."""
     from peft import LoraConfig, get_peft_model
 
@@ -183,8 +199,11 @@ def train_adapter(
         if len(order) < cfg.batch_size:
             order += rng.sample(range(len(examples)), len(examples))
         rows = [examples[order.pop()] for _ in range(min(cfg.batch_size, len(examples)))]
-        ids, mask, labels = _batch(handle, rows)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        ids, mask, labels, keep = _batch(handle, rows)
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        loss = out.loss
+        if cfg.kl_weight:
+            loss = loss + cfg.kl_weight * _kl_to_base(model, ids, mask, out.logits, keep)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -10,8 +10,11 @@ for that forward only), or full logits with extra target ids appended (GCG).
 One step (:func:`gcg_step`): one-hot gradient of the loss at the best buffer entry, the top-k tokens per
 position by negative gradient, ``search_width`` candidates that each swap ``n_replace`` random positions,
 filtered (no special tokens, optional ASCII only, decode→encode stable), evaluated in batches; the buffer
-keeps the best ``buffer_size`` distinct suffixes. :func:`optimise` is the loop: it draws the starting
-suffixes, runs steps and shrinks ``n_replace`` as the loss falls (SSR's rule). Its result says why it
+keeps the best ``buffer_size`` distinct suffixes. With ``cache_prefix`` (default) the prefix's keys and
+values are computed once per prompt (:func:`probes.architecture.prefix_kv`), so the gradient and every
+candidate run only ``suffix + post (+ extra)``: the same losses to float precision, candidate forwards
+2.5-4x faster on SmolLM2's chat prompts. :func:`optimise` is the loop: it draws the starting suffixes,
+runs steps and shrinks ``n_replace`` as the loss falls (SSR's rule). Its result says why it
 stopped (:data:`STOP_REASONS`) and the loss of the prompt with no suffix, so a search that had nothing
 to do (the objective already met before step 1) is reported as such, not as a found suffix.
 
@@ -33,7 +36,7 @@ from jaxtyping import Float, Int
 from pydantic import model_validator
 from torch import Tensor
 
-from probes.architecture import Forward, run_forward
+from probes.architecture import Forward, PrefixKV, prefix_kv, run_forward
 from probes.config import Config
 from probes.errors import InputError
 from probes.handle import ModelHandle
@@ -68,14 +71,25 @@ _MARK = "\u2063SUFFIX\u2063"
 # -- prompt slots --------------------------------------------------------------------------------------
 @dataclass
 class PromptSlots:
-    """Token ids around the suffix: ``prefix + suffix + post (+ extra)``."""
+    """Token ids around the suffix: ``prefix + suffix + post (+ extra)``; ``kv`` (:meth:`cache`) holds the
+    prefix's keys and values once computed, and forwards then run the suffix onwards only."""
 
     prefix: Int[Tensor, " n_prefix"]
     post: Int[Tensor, " n_post"]
+    kv: PrefixKV | None = None
 
-    def assemble(self, suffix: Int[Tensor, "batch n_tokens"], extra: Tensor | None = None) -> Tensor:
+    def cache(self, handle: ModelHandle) -> PromptSlots:
+        """Compute the prefix's keys and values once (only the suffix changes between candidates); ``kv``
+        stays None where the model's cache cannot hold the whole prefix (see :func:`prefix_kv`)."""
+        self.kv = prefix_kv(handle, handle.hf.get_input_embeddings()(self.prefix[None]))
+        return self
+
+    def assemble(
+        self, suffix: Int[Tensor, "batch n_tokens"], extra: Tensor | None = None, with_prefix: bool = True
+    ) -> Tensor:
         b = suffix.shape[0]
-        parts = [self.prefix.expand(b, -1), suffix, self.post.expand(b, -1)]
+        parts = [self.prefix.expand(b, -1)] if with_prefix else []
+        parts += [suffix, self.post.expand(b, -1)]
         if extra is not None and extra.numel():
             parts.append(extra.to(suffix.device).expand(b, -1))
         return torch.cat(parts, dim=1)
@@ -215,6 +229,7 @@ class OptimiserConfig(Config):
     early_stop_loss: float | None = 0.05  # stop once the best loss is below this
     ascii_only: bool = True  # restrict candidate tokens to printable ASCII
     batch_size: int = 64  # candidates per forward
+    cache_prefix: bool = True  # compute the prompt's prefix once (keys/values reused; same losses)
     seed: int = 0  # candidate sampling and starting suffixes
 
     @model_validator(mode="after")
@@ -280,13 +295,15 @@ def _embed_matrix(handle: ModelHandle) -> Tensor:
 def evaluate(
     handle: ModelHandle, slots: PromptSlots, objective: Objective, cand: Tensor, batch_size: int = 64
 ) -> Float[Tensor, " batch"]:
-    """Loss of each candidate suffix (rows of ``cand``), in batches."""
+    """Loss of each candidate suffix (rows of ``cand``), in batches (from the cached prefix if any)."""
     emb = handle.hf.get_input_embeddings()
     n = cand.shape[1]
+    n_extra = 0 if objective.extra_ids is None else int(objective.extra_ids.numel())
+    cached = slots.kv is not None and n + slots.post.numel() + n_extra > 0
     out = []
     for i in range(0, cand.shape[0], batch_size):
-        ids = slots.assemble(cand[i : i + batch_size].to(handle.device), objective.extra_ids)
-        fw = slot_forward(handle, emb(ids), objective, slots, n)
+        ids = slots.assemble(cand[i : i + batch_size].to(handle.device), objective.extra_ids, not cached)
+        fw = slot_forward(handle, emb(ids), objective, slots, n, cached)
         out.append(objective.loss(fw).detach().float().cpu())
     return torch.cat(out)
 
@@ -297,8 +314,10 @@ def slot_forward(
     objective: Objective,
     slots: PromptSlots,
     n: int,
+    cached: bool = False,
 ) -> SlotForward:
-    """The truncated forward ``objective`` needs on assembled prompts with an ``n``-token suffix."""
+    """The truncated forward ``objective`` needs on assembled prompts with an ``n``-token suffix
+    (``cached``: ``embeds`` start at the suffix and continue ``slots.kv``)."""
     n_extra = 0 if objective.extra_ids is None else int(objective.extra_ids.numel())
     fw = run_forward(
         handle,
@@ -307,6 +326,7 @@ def slot_forward(
         objective.attn_layers,
         logits=objective.needs_logits,
         logits_last=n_extra + 1 if n_extra else None,
+        prefix=slots.kv if cached else None,
     )
     return SlotForward(
         **vars(fw),
@@ -324,14 +344,15 @@ def token_gradient(
     one_hot = torch.zeros(ids.shape[0], W.shape[0], device=W.device, dtype=W.dtype)
     one_hot[torch.arange(ids.shape[0]), ids.to(W.device)] = 1.0
     one_hot.requires_grad_(True)
+    cached = slots.kv is not None
     with torch.no_grad():
-        pre = emb(slots.prefix[None])
+        pre = emb(slots.prefix[None, : 0 if cached else None])
         post_ids = slots.post[None]
         if objective.extra_ids is not None and objective.extra_ids.numel():
             post_ids = torch.cat([post_ids, objective.extra_ids.to(post_ids.device)[None]], dim=1)
         post = emb(post_ids)
     embeds = torch.cat([pre, (one_hot @ W)[None], post], dim=1)
-    fw = slot_forward(handle, embeds, objective, slots, ids.shape[0])
+    fw = slot_forward(handle, embeds, objective, slots, ids.shape[0], cached)
     (grad,) = torch.autograd.grad(objective.loss(fw).sum(), one_hot)
     return grad
 
@@ -387,6 +408,8 @@ def optimise(
     tok = handle.tokenizer
     g = torch.Generator().manual_seed(cfg.seed)
     slots = prompt_slots(handle, instruction)
+    if cfg.cache_prefix:
+        slots.cache(handle)
     allowed = allowed_tokens(tok, _embed_matrix(handle).shape[0], cfg.ascii_only)
     n = cfg.n_tokens
     if init is not None and len(init) != n:

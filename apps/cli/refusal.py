@@ -89,13 +89,16 @@ def fit(
 @app.command("harden")
 def harden_cmd(
     model: str = typer.Option("smollm2-135m-instruct", help="packaged base model"),
-    n_harmful: int = typer.Option(120, help="harmful train instructions taught to refuse"),
-    n_harmless: int = typer.Option(120, help="harmless train instructions kept on the base model's answers"),
+    n_harmful: int = typer.Option(260, help="harmful train instructions taught to refuse"),
+    n_harmless: int = typer.Option(240, help="harmless train instructions kept on the base model's answers"),
     n_wrapped: int = typer.Option(30, help="extra harmful examples in a role-play wrapper"),
     n_suffixed: int = typer.Option(30, help="extra harmful and harmless examples with a random token suffix"),
     rank: int = typer.Option(8, help="LoRA rank"),
-    epochs: int = typer.Option(1, help="passes over the examples"),
+    epochs: int = typer.Option(2, help="passes over the examples"),
     lr: float = typer.Option(3e-3, help="AdamW learning rate"),
+    kl_weight: float = typer.Option(
+        4.0, help="weight of the KL to the base model on prompts and harmless answers (keeps LM loss)"
+    ),
     eval_harmless: int = typer.Option(60, help="harmless val prompts for the false-refusal rate"),
     seed: int = typer.Option(0, help="shuffling, wrappers, suffixes and LoRA init"),
     eval_base: bool = typer.Option(False, help="also measure the base model's refusal rates on val"),
@@ -113,6 +116,7 @@ def harden_cmd(
     checks.at_least(epochs, 1, "--epochs")
     checks.at_least(eval_harmless, 1, "--eval-harmless")
     checks.between(lr, 0.0, 1.0, "--lr")
+    checks.at_least(kl_weight, 0.0, "--kl-weight")
     with checks.as_flags():
         cfg = HardenConfig(
             model=model,
@@ -123,6 +127,7 @@ def harden_cmd(
             rank=rank,
             epochs=epochs,
             lr=lr,
+            kl_weight=kl_weight,
             seed=seed,
         )
     flag = "--out" if out else None

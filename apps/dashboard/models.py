@@ -108,10 +108,11 @@ def second_model(name: str):
 
 
 def model_key(handle) -> ModelKey:
-    """Cache key of a loaded model (pack hash when packaged, else a sampled weights fingerprint)."""
+    """Cache key of a loaded model (pack hash, with a merged adapter's, when packaged; else a sampled
+    weights fingerprint)."""
     from probes.edits import weights_fingerprint
 
-    return ModelKey(handle.name, handle.pack_sha256 or weights_fingerprint(handle))
+    return ModelKey(handle.name, handle.weights_id or weights_fingerprint(handle))
 
 
 def info_root() -> Path:

@@ -25,7 +25,7 @@ def tiny():
 
 def test_loss_is_on_the_reply_only_and_only_refusals_end_the_turn(tiny):
     rows = [("the cat sat", REFUSAL_REPLY), ("Mary gave ball", "John went to the store")]
-    ids, mask, labels = _batch(tiny, rows)
+    ids, mask, labels, keep = _batch(tiny, rows)
     tok = tiny.tokenizer
     for i, (prompt, reply) in enumerate(rows):
         head = tok.encode(tiny.format_prompt(prompt), add_special_tokens=False)
@@ -35,6 +35,8 @@ def test_loss_is_on_the_reply_only_and_only_refusals_end_the_turn(tiny):
         assert labels[i, len(head) : n].tolist() == ids[i, len(head) : n].tolist()
         ends = int(ids[i, n - 1]) == tok.eos_token_id
         assert ends == (reply == REFUSAL_REPLY)  # a cut base answer does not teach the model to stop
+        kept = n - 1 if reply != REFUSAL_REPLY else len(head) - 1  # the refusal reply may move off the base
+        assert keep[i, :kept].all() and not keep[i, kept:].any()
 
 
 def test_train_examples_mix(tiny):
@@ -83,3 +85,28 @@ def test_adapter_learns_and_merges_exactly(tiny, tmp_path):
     reloaded = PeftModel.from_pretrained(fresh, str(tmp_path / "adapter")).merge_and_unload().eval()
     with torch.no_grad():
         assert torch.allclose(reloaded(input_ids=x).logits, want, atol=1e-5)
+
+
+def test_kl_term_is_zero_at_the_start_and_holds_the_kept_positions_to_the_base():
+    from analysis.refusal.harden import _kl_to_base
+
+    rows = [("the cat sat", REFUSAL_REPLY), ("Mary gave ball", "John went to the store")]
+    drift = {}
+    for weight in (0.0, 100.0):
+        h = tiny_handle(seed=0, n_layers=2)
+        cfg = HardenConfig(rank=4, epochs=40, batch_size=2, lr=5e-2, kl_weight=weight)
+        model, _ = train_adapter(h, cfg, rows)
+        ids, mask, _, keep = _batch(h, rows)
+        with torch.no_grad():
+            drift[weight] = float(
+                _kl_to_base(model, ids, mask, model(input_ids=ids, attention_mask=mask).logits, keep)
+            )
+    assert drift[100.0] < 0.5 * drift[0.0]  # the KL term keeps the prompts' and harmless answers' predictions
+    fresh = tiny_handle(seed=0, n_layers=2)
+    from peft import LoraConfig, get_peft_model
+
+    untrained = get_peft_model(fresh.hf, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"]))
+    ids, mask, _, keep = _batch(fresh, rows)
+    with torch.no_grad():
+        logits = untrained(input_ids=ids, attention_mask=mask).logits
+        assert float(_kl_to_base(untrained, ids, mask, logits, keep)) == pytest.approx(0.0, abs=1e-6)

@@ -136,6 +136,20 @@ def test_cache_key_tracks_weights(tiny, tmp_path):
     assert len({k0, k1, k2}) == 3
 
 
+def test_cache_key_tracks_a_merged_adapter(tmp_path):
+    """A packaged base with a merged adapter keys on both hashes: a retrained adapter (same base pack,
+    new adapter file) never reads its predecessor's activations."""
+    from probes.testing import tiny_handle
+
+    store = ActivationCache(tmp_path)
+    keys = []
+    for adapter in (None, "a" * 64, "b" * 64):
+        h = tiny_handle(seed=0)
+        h.pack_sha256, h.adapter_sha256 = "p" * 64, adapter
+        keys.append(store.key(h, PROMPTS, ["resid_post.0"], mode="last", chat=True, dtype=torch.float32))
+    assert len(set(keys)) == 3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -197,6 +197,8 @@ def test_runs_steps_and_reports_the_bare_prompt_loss(tiny3):
     res = optimise(tiny3, PROMPT, ProbeObjective({1: (w, b)}), cfg)
     s = prompt_slots(tiny3, PROMPT)
     bare = evaluate(tiny3, s, ProbeObjective({1: (w, b)}), torch.zeros(1, 0, dtype=torch.long))
-    assert res.prompt_loss == pytest.approx(float(bare[0]), abs=1e-6) and res.prompt_loss > 0.05
+    assert (
+        res.prompt_loss == pytest.approx(float(bare[0]), rel=1e-5) and res.prompt_loss > 0.05
+    )  # cached prefix
     assert res.optimised and res.steps == 2 and len(res.losses) == 2 and res.stopped == "max_steps"
     assert res.reason.startswith("the step budget ran out")

@@ -5,7 +5,7 @@ refuses, while random suffixes of the same length leave it unflipped.
 Readouts, each the exact point where the variant's single-target loss crosses a threshold:
 Probe-SSR P(harmless) > 0.5 (loss < ln 2), Steering-SSR cos(x, r̂) < 0 (loss < 1), Attention-SSR more
 than half the last token's attention on the suffix (loss < 0.5). The layers and heads are the organism
-campaign configs' (``benchmarks/configs/organism/*.toml``); Steering-SSR targets layer 16 only.
+campaign configs' (``benchmarks/configs/organism/*.toml``); Probe- and Steering-SSR target layer 16 only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.pack, pytest.mark.slow]
 
 CONFIGS = Path(__file__).resolve().parents[3] / "benchmarks" / "configs"
 FLIP = {"probe-ssr": math.log(2), "steering-ssr": 1.0, "attention-ssr": 0.5}  # loss below it: flipped
-# Steering-SSR does not flip within this budget on the organism (measured: cos 0.18 -> 0.14 at layer 16
+# Steering-SSR does not flip within this budget on the organism (measured: cos 0.14 -> 0.006 at layer 16
 # in 12 steps x 32 candidates); it is held to beating every random suffix only.
 FLIPS_IN_BUDGET = ("probe-ssr", "attention-ssr")
 
@@ -66,7 +66,10 @@ def _objective(organism, method):
         return AttentionObjective(cfg.heads[:1])
     harmful, harmless = fit_sets(32)
     if method == "probe-ssr":
-        layer = cfg.layers[0]  # one target: the readout threshold is exact
+        # one target, so the readout threshold is exact; layer 16, not the config's first (8): on the
+        # organism a random suffix already flips the layer-8 probe on one prompt in four
+        layer = 16
+        assert layer in cfg.layers
         fit = refusal_probes(organism, harmful, harmless, [layer])
         return ProbeObjective({layer: fit.probe(layer, "harmless")})
     # the direction layer `sublens refusal fit` picks on the organism: there cos(x, r̂) = 0 separates

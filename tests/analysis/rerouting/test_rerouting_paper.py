@@ -67,9 +67,9 @@ def test_profile_before_and_after_the_cuts(bench, tmp_path, one_thread):
     cfg = _tiny_toml(tmp_path / "a.toml", "attention-ssr", check_every=2, refusal_peek=2)
     out = bench.main(["--profile", str(cfg), "--profile-steps", "3", "--out", str(tmp_path / "runs")])
     rows = json.loads((out / "profile.json").read_text())
-    assert [(r["variant"], r["check_every"], r["refusal_peek"]) for r in rows] == [
-        ("before", 1, 0),
-        ("after", 2, 2),
+    assert [(r["variant"], r["check_every"], r["refusal_peek"], r["cache_prefix"]) for r in rows] == [
+        ("before", 1, 0, False),
+        ("after", 2, 2, True),
     ]
     assert all(r["steps"] == 3 and r["forward"] > 0 for r in rows)  # the full budget, no stop on success
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
