@@ -344,14 +344,14 @@ def token_gradient(
     one_hot = torch.zeros(ids.shape[0], W.shape[0], device=W.device, dtype=W.dtype)
     one_hot[torch.arange(ids.shape[0]), ids.to(W.device)] = 1.0
     one_hot.requires_grad_(True)
-    cached = slots.kv is not None
+    cached = slots.kv is not None  # the prefix's keys and values are reused: embed the suffix onwards
     with torch.no_grad():
-        pre = emb(slots.prefix[None, : 0 if cached else None])
+        pre = [] if cached else [emb(slots.prefix[None])]
         post_ids = slots.post[None]
         if objective.extra_ids is not None and objective.extra_ids.numel():
             post_ids = torch.cat([post_ids, objective.extra_ids.to(post_ids.device)[None]], dim=1)
         post = emb(post_ids)
-    embeds = torch.cat([pre, (one_hot @ W)[None], post], dim=1)
+    embeds = torch.cat([*pre, (one_hot @ W)[None], post], dim=1)
     fw = slot_forward(handle, embeds, objective, slots, ids.shape[0], cached)
     (grad,) = torch.autograd.grad(objective.loss(fw).sum(), one_hot)
     return grad
