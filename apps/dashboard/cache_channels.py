@@ -25,9 +25,9 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from analysis.channels.figures import Chart
 from apps.dashboard.models import MODEL_LOCK, ModelKey
 from apps.dashboard.state import Head, LimitError
 
@@ -158,7 +158,7 @@ def grid_table(key: ModelKey, mode: str, z_min: float, n_heads: int) -> pd.DataF
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def grid_figure_of(
+def grid_chart_of(
     key: ModelKey,
     n_layers: int,
     n_heads: int,
@@ -166,23 +166,23 @@ def grid_figure_of(
     z_min: float,
     senders: tuple[int, int],
     receivers: tuple[int, int],
-    z_note: str = "",
-) -> go.Figure:
-    """:func:`analysis.channels.figures.grid_figure` of :func:`grid_table`; never modified."""
-    from analysis.channels.figures import grid_figure
+) -> Chart:
+    """:func:`analysis.channels.figures.grid_chart` of :func:`grid_table`; never modified."""
+    from analysis.channels.figures import grid_chart
 
-    grid = grid_table(key, mode, z_min, n_heads)
-    return grid_figure(grid, n_layers, n_heads, mode, z_min, senders, receivers, z_note)
+    return grid_chart(
+        grid_table(key, mode, z_min, n_heads), n_layers, n_heads, mode, z_min, senders, receivers
+    )
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def layer_figure_of(key: ModelKey, n_layers: int, n_heads: int, mode: str, z_min: float) -> go.Figure:
-    """:func:`analysis.channels.figures.layer_figure` (the layer map) of :func:`grid_table`."""
-    from analysis.channels.figures import colour_top, layer_figure, layer_frame
+def layer_chart_of(key: ModelKey, n_layers: int, n_heads: int, mode: str, z_min: float) -> Chart:
+    """:func:`analysis.channels.figures.layer_chart` (the layer map) of :func:`grid_table`."""
+    from analysis.channels.figures import colour_top, layer_chart, layer_frame
 
     grid = grid_table(key, mode, z_min, n_heads)
     top = colour_top(grid.loc[grid["shown"], "z"].astype(float), z_min)
-    return layer_figure(layer_frame(grid), n_layers, z_min, top)
+    return layer_chart(layer_frame(grid), n_layers, z_min, top)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

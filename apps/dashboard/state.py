@@ -3,14 +3,12 @@
 Nothing here imports Streamlit, so it is unit-tested directly (``tests/apps/test_dashboard_state.py``).
 
 A *head* is ``(layer, head)``; a *pair* is ``(sender, receiver)`` with ``receiver_layer > sender_layer``.
-The channels grid (:func:`analysis.channels.figures.grid_figure`) draws one square marker per pair; each
-marker's ``customdata`` starts ``[sender_layer, sender_head, receiver_layer, receiver_head, z, ...]``.
+The channels grid (:func:`analysis.channels.figures.grid_chart`, an ECharts chart) draws one square per
+pair; a selection names ``(series, data index)``, and each series' dataset rows start
+``[sender_layer, sender_head, receiver_layer, receiver_head, z, ...]``.
 
->>> sel = {"points": [{"customdata": [0, 1, 2, 3, 4.5]}]}
->>> pair_from_selection(sel, n_layers=3, n_heads=4)
-((0, 1), (2, 3))
->>> typed = {"points": [{"customdata": {"0": 0.0, "1": 1.0, "2": 2.0, "3": 3.0, "4": 4.5, "10": 0.1}}]}
->>> pair_from_selection(typed, n_layers=3, n_heads=4)
+>>> sel = {"selected": [{"series_index": 0, "data_indices": [0]}]}
+>>> pair_from_selection(sel, [[[0, 1, 2, 3, 4.5]]], n_layers=3, n_heads=4)
 ((0, 1), (2, 3))
 """
 
@@ -109,26 +107,29 @@ def check_edits(
 
 
 # ------------------------------------------------------------------------------------ grid selection
-def _as_list(data) -> list | None:
-    """``customdata`` as a list: plotly sends numeric customdata as a typed array, which reaches Python
-    as ``{"0": v0, "1": v1, ...}``; plain lists pass through."""
-    if isinstance(data, Mapping):
+def selected_rows(selection: Mapping | None, sources: Sequence[Sequence]) -> list:
+    """The rows of ``sources`` (one sequence of rows per chart series) that an ECharts ``selection``
+    (``{"selected": [{"series_index": s, "data_indices": [i, ...]}, ...]}``) names; indices out of range
+    (a selection kept from an older chart) are dropped.
+
+    >>> selected_rows({"selected": [{"series_index": 1, "data_indices": [0, 7]}]}, [["a"], ["b", "c"]])
+    ['b']
+    """
+    rows = []
+    for group in (selection or {}).get("selected") or []:
         try:
-            return [data[k] for k in sorted(data, key=int)]
-        except (TypeError, ValueError):
-            return None
-    if isinstance(data, Sequence) and not isinstance(data, str):
-        return list(data)
-    return None
+            series, indices = int(group["series_index"]), [int(i) for i in group.get("data_indices") or []]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 <= series < len(sources):
+            rows += [sources[series][i] for i in indices if 0 <= i < len(sources[series])]
+    return rows
 
 
-def _point_pair(point: Mapping, n_layers: int, n_heads: int) -> tuple[Pair, float] | None:
-    data = _as_list(point.get("customdata")) if isinstance(point, Mapping) else None
-    if data is None or len(data) < 4:
-        return None
+def _row_pair(row: Sequence, n_layers: int, n_heads: int) -> tuple[Pair, float] | None:
     try:
-        sl, sh, rl, rh = (int(x) for x in data[:4])
-        z = float(data[4]) if len(data) > 4 and data[4] is not None else -math.inf
+        sl, sh, rl, rh = (int(x) for x in row[:4])
+        z = float(row[4]) if len(row) > 4 and row[4] is not None else -math.inf
     except (TypeError, ValueError):
         return None
     if not (0 <= sl < rl < n_layers and 0 <= sh < n_heads and 0 <= rh < n_heads):
@@ -136,22 +137,23 @@ def _point_pair(point: Mapping, n_layers: int, n_heads: int) -> tuple[Pair, floa
     return ((sl, sh), (rl, rh)), (z if math.isfinite(z) else -math.inf)
 
 
-def pair_from_selection(selection: Mapping | None, n_layers: int, n_heads: int) -> Pair | None:
+def pair_from_selection(
+    selection: Mapping | None, sources: Sequence[Sequence], n_layers: int, n_heads: int
+) -> Pair | None:
     """The (sender, receiver) a grid selection points at; ``None`` for an empty or invalid selection.
 
-    A click selects one point; a box or lasso selects several, and then the strongest (highest ``z``)
-    is taken. Points whose ``customdata`` is missing, malformed or out of the model's range are ignored.
+    ``sources``: per grid series, its rows ``[sender_layer, sender_head, receiver_layer, receiver_head,
+    z]`` (:data:`analysis.channels.figures.PAIR_COLUMNS` of the chart's datasets). A click selects one
+    square; the box tool selects several, and then the strongest (highest ``z``) is taken. Rows out of
+    the model's range are ignored.
 
-    >>> pts = [{"customdata": [0, 0, 1, 0, 1.0]}, {"customdata": [0, 1, 2, 2, 7.0]}]
-    >>> pair_from_selection({"points": pts}, 3, 4)
+    >>> rows = [[[0, 0, 1, 0, 1.0], [0, 1, 2, 2, 7.0]]]
+    >>> pair_from_selection({"selected": [{"series_index": 0, "data_indices": [0, 1]}]}, rows, 3, 4)
     ((0, 1), (2, 2))
-    >>> pair_from_selection({"points": []}, 3, 4) is None
+    >>> pair_from_selection({"selected": []}, rows, 3, 4) is None
     True
     """
-    if not selection:
-        return None
-    points = selection.get("points") or []
-    found = [p for p in (_point_pair(pt, n_layers, n_heads) for pt in points) if p is not None]
+    found = [p for p in (_row_pair(r, n_layers, n_heads) for r in selected_rows(selection, sources)) if p]
     if not found:
         return None
     return max(found, key=lambda pz: pz[1])[0]
@@ -206,17 +208,24 @@ def forget(state: GridState, source: str) -> GridState:
 
 
 def on_selection(
-    state: GridState, selection: Mapping | None, n_layers: int, n_heads: int, widget: str = "grid"
+    state: GridState,
+    selection: Mapping | None,
+    sources: Sequence[Sequence],
+    n_layers: int,
+    n_heads: int,
+    widget: str = "grid",
 ) -> GridState:
-    """New state after a run with chart ``selection`` (clearing the selection closes the panel).
+    """New state after a run with chart ``selection`` of the series rows ``sources`` (see
+    :func:`pair_from_selection`; clearing the selection closes the panel).
 
-    >>> s = on_selection(GridState(), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4)
+    >>> sel, rows = {"selected": [{"series_index": 0, "data_indices": [0]}]}, [[[0, 0, 1, 1, 2.0]]]
+    >>> s = on_selection(GridState(), sel, rows, 3, 4)
     >>> s.pair
     ((0, 0), (1, 1))
-    >>> on_selection(on_manual(s, ((1, 0), (2, 0))), {"points": [{"customdata": [0, 0, 1, 1, 2.0]}]}, 3, 4).pair
+    >>> on_selection(on_manual(s, ((1, 0), (2, 0))), sel, rows, 3, 4).pair
     ((1, 0), (2, 0))
     """
-    return on_pick(state, "grid", widget, pair_from_selection(selection, n_layers, n_heads))
+    return on_pick(state, "grid", widget, pair_from_selection(selection, sources, n_layers, n_heads))
 
 
 def on_manual(state: GridState, pair: Pair | None) -> GridState:
@@ -273,16 +282,18 @@ def pair_from_row(rows: Sequence[int], table) -> Pair | None:
     )
 
 
-def block_from_selection(selection: Mapping | None, n_layers: int) -> tuple[int, int] | None:
-    """The ``(sender_layer, receiver_layer)`` block clicked on the layer map (customdata starts with them).
+def block_from_selection(
+    selection: Mapping | None, blocks: Sequence, n_layers: int
+) -> tuple[int, int] | None:
+    """The ``(sender_layer, receiver_layer)`` block clicked on the layer map (``blocks``: its dataset's
+    rows, starting with those two layers).
 
-    >>> block_from_selection({"points": [{"customdata": [3, 5, 9.1]}]}, 30)
+    >>> block_from_selection({"selected": [{"series_index": 0, "data_indices": [1]}]}, [[0, 1], [3, 5]], 30)
     (3, 5)
     """
-    for point in (selection or {}).get("points") or []:
-        data = _as_list(point.get("customdata")) if isinstance(point, Mapping) else None
+    for row in selected_rows(selection, [blocks]):
         try:
-            sl, rl = int(data[0]), int(data[1])
+            sl, rl = int(row[0]), int(row[1])
         except (TypeError, ValueError, IndexError):
             continue
         if 0 <= sl < n_layers and 0 <= rl < n_layers:

@@ -141,13 +141,13 @@ from apps.dashboard.serve import WARM_MODULES  # what the server imports before 
 for name in WARM_MODULES:
     importlib.import_module(name)
 from apps.dashboard import cache_channels as cached, models, state
-from analysis.channels.figures import grid_figure
+from analysis.channels.figures import grid_chart
 from analysis.channels.significance import CORRECTIONS, tail_ratio
 key = cached.ModelKey({meta["model"]!r}, {meta["digest"]!r})
 assert cached.saved_meta(key) is not None
 tables = cached.saved_tables(key)
 grid = cached.grid_table(key, "Q", 3.0, {meta["info"]["n_heads"]})
-grid_figure(grid, {meta["info"]["n_layers"]}, {meta["info"]["n_heads"]}, "Q", 3.0)
+grid_chart(grid, {meta["info"]["n_layers"]}, {meta["info"]["n_heads"]}, "Q", 3.0)
 models.stored_info(models.quick_key("smollm2-135m-instruct"))
 print("torch" in sys.modules, "transformers" in sys.modules)
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,17 +32,26 @@ MODEL = os.environ.get("SUBLENS_E2E_MODEL", "organism")
 TIMINGS: dict[str, float] = {}
 
 
-GRID_POINTS = ".js-plotly-plot .scatterlayer .trace .point, .js-plotly-plot .gl-canvas"
-STRONGEST_POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const tr = gd._fullData[gd._fullData.length - 1];  // the last trace holds the pairs above the threshold
-  const c = tr.customdata;  // rows: sender_layer, sender_head, receiver_layer, receiver_head, z, ...
-  let best = 0;
-  for (let i = 1; i < c.length; i++) if (c[i][4] > c[best][4]) best = i;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-  return {x: r.left + xa._offset + xa.l2p(tr.x[best]), y: r.top + ya._offset + ya.l2p(tr.y[best]),
-          sender: `L${c[best][0]}.H${c[best][1]}`, receiver: `L${c[best][2]}.H${c[best][3]}`};
-}"""
+# the channels grid: an ECharts canvas whose accessible description names its layers and strongest pair
+GRID = '[data-testid="stEChartsChart"][aria-label*="Head-pair grid"]'
+GRID_POINTS = f"{GRID} canvas"
+
+
+def strongest_square(page) -> dict:
+    """Page position of the grid's strongest pair: ``{x, y, sender, receiver}`` (from the chart's
+    description and :class:`analysis.channels.figures.GridGeometry`, the layout the chart is drawn with)."""
+    from analysis.channels.figures import GRID_ARIA, GridGeometry
+
+    chart = page.locator(GRID).first
+    found = GRID_ARIA.search(chart.get_attribute("aria-label") or "")
+    assert found and found["sender"], chart.get_attribute("aria-label")
+    geometry = GridGeometry(
+        (int(found["s0"]), int(found["s1"])), (int(found["r0"]), int(found["r1"])), int(found["n_heads"])
+    )
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    x, y = geometry.centre(*(tuple(map(int, re.findall(r"\d+", found[k]))) for k in ("sender", "receiver")))
+    return {"x": box["x"] + x, "y": box["y"] + y, "sender": found["sender"], "receiver": found["receiver"]}
 
 
 def _wait_idle(page, timeout_ms: int = 120_000) -> None:

@@ -6,8 +6,8 @@ the organism model. Each test loads a page in a fresh browser session; screensho
 written to ``artifacts/timings.json``:
 
 - first paint with the model cached: navigation → channels grid markers drawn, in a new session after
-  a warm-up session has loaded the model, in a fresh browser context (cold HTTP cache: Streamlit's 4.7 MB
-  plotly bundle is fetched and parsed) and again in a new tab of that context (warm HTTP cache);
+  a warm-up session has loaded the model, in a fresh browser context (cold HTTP cache: Streamlit's
+  ECharts bundle is fetched and parsed) and again in a new tab of that context (warm HTTP cache);
 - click → panel: mouse click on a grid square → component panel (scores, tokens, removal effects) shown.
 
 Needs ``playwright`` (pip) and ``/usr/bin/chromium`` (``apt-get install chromium``; Playwright's own
@@ -25,13 +25,13 @@ from browser_kit import (
     ARTIFACTS,
     GRID_POINTS,
     MODEL,
-    STRONGEST_POINT_JS,
     TIMINGS,
     _no_exception,
     _table,
     _wait_idle,
     _wait_rows,
     _warm,
+    strongest_square,
 )
 
 pytestmark = pytest.mark.e2e
@@ -47,12 +47,12 @@ def test_channels_first_paint_and_click_to_panel(page, browser, server):
     _no_exception(fresh)
     fresh.screenshot(path=str(ARTIFACTS / "channels_grid.png"), full_page=True)
 
-    # click the strongest pair: its pixel position from plotly's own axes (works for svg and WebGL traces)
-    target = fresh.evaluate(STRONGEST_POINT_JS)
+    # click the strongest pair: its pixel position from the grid's layout (the chart is a canvas)
+    target = strongest_square(fresh)
     x, y = target["x"], target["y"]
     panel = fresh.get_by_text(re.compile(r"panel computed in"))
     fresh.mouse.move(x - 4, y - 4)
-    fresh.mouse.move(x, y)  # plotly picks the clicked point from its hover state
+    fresh.mouse.move(x, y)
     fresh.wait_for_timeout(300)
     t0 = time.perf_counter()
     fresh.mouse.click(x, y)

@@ -12,15 +12,16 @@ import time
 import pytest
 from browser_kit import (
     ARTIFACTS,
+    GRID,
     GRID_POINTS,
     MODEL,
-    STRONGEST_POINT_JS,
     _no_exception,
     _wait_idle,
     click_table_row,
     nav,
     panel_heading,
     serve,
+    strongest_square,
 )
 
 pytestmark = pytest.mark.e2e
@@ -99,12 +100,39 @@ def test_corrected_threshold_count_shown(page, server):
     summary = head_pair_summary(q)
     assert f"{t.z:.2f}" == z_shown and f"over {t.n_tests:,} component tests" in text
     assert n_pairs == len(summary) and n_pass == int(np.sum(summary["z"] >= t.z)), (n_pass, t)
-    colourbar = page.locator(".js-plotly-plot .colorbar .cbtitle").first.text_content()
-    assert re.search(r"clipped at p99 = \d+\.\d", colourbar), colourbar
+    described = page.locator(GRID).first.get_attribute("aria-label")
+    assert re.search(r"colour: z clipped at p99 = \d+\.\d", described), described
     page.screenshot(path=str(ARTIFACTS / "channels_corrected.png"), full_page=True)
+    # the canvas itself: every pair below the threshold is drawn grey, every pair at or above it in colour
+    assert _square_is_grey(page, summary) == (summary["z"] < t.z).tolist()
     page.get_by_text("fixed z", exact=True).first.click()
     page.get_by_text(re.compile(r"fixed z ≥ 3, no correction")).wait_for(timeout=60_000)
     assert int(PASS_RE.search(_main_text(page))[1].replace(",", "")) >= n_pass
+
+
+def _square_is_grey(page, summary) -> list[bool]:
+    """Per row of ``summary`` (head pairs), whether its square's centre pixel on the grid canvas is grey."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from analysis.channels.figures import GRID_ARIA, GridGeometry
+
+    chart = page.locator(GRID).first
+    found = GRID_ARIA.search(chart.get_attribute("aria-label"))
+    geometry = GridGeometry(
+        (int(found["s0"]), int(found["s1"])), (int(found["r0"]), int(found["r1"])), int(found["n_heads"])
+    )
+    page.mouse.move(0, 0)  # no tooltip or hover highlight
+    page.wait_for_timeout(300)
+    pixels = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB")).astype(int)
+    grey = []
+    for row in summary.itertuples():
+        x, y = geometry.centre((row.sender_layer, row.sender_head), (row.receiver_layer, row.receiver_head))
+        r, g, b = pixels[int(y), int(x)]
+        grey.append(bool(max(r, g, b) - min(r, g, b) < 16 and min(r, g, b) > 150))
+    return grey
 
 
 def test_strongest_pairs_row_click_opens_the_pair(page, server):
@@ -112,17 +140,13 @@ def test_strongest_pairs_row_click_opens_the_pair(page, server):
     _open_channels(page, server)
     grid = page.locator('[data-testid="stDataFrame"]').first
     grid.wait_for(timeout=60_000)
-    rows = page.evaluate(
-        """() => {
-      const gd = document.querySelector('.js-plotly-plot');
-      const tr = gd._fullData[gd._fullData.length - 1], c = tr.customdata;
-      const idx = [...Array(c.length).keys()].sort((a, b) => c[b][4] - c[a][4]);
-      return idx.slice(0, 3).map(i => `L${c[i][0]}.H${c[i][1]} → L${c[i][2]}.H${c[i][3]}`);
-    }"""
-    )  # the three strongest pairs, from the grid's own data: the table's first rows
-    click_table_row(page, 1)
+    strongest = strongest_square(page)  # the grid's strongest pair: the table's first row
+    click_table_row(page, 0)
     heading = panel_heading(page)
-    assert heading.startswith(rows[1]), (heading, rows)
+    assert heading.startswith(f"{strongest['sender']} → {strongest['receiver']}"), (heading, strongest)
+    page.get_by_text(re.compile(r"panel computed in")).wait_for(timeout=120_000)
+    click_table_row(page, 1)
+    page.locator("h3", has_text="composition").filter(has_not_text=heading).first.wait_for(timeout=120_000)
     page.get_by_text(re.compile(r"panel computed in")).wait_for(timeout=120_000)
     _no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "channels_row_click.png"), full_page=True)
@@ -133,9 +157,9 @@ def test_mode_and_pair_survive_page_switch_and_reload(page, server):
     _open_channels(page, server)
     page.locator('[data-testid="stRadio"]', has_text="Composition").get_by_text("V", exact=True).click()
     page.get_by_text("(V composition): click a row").wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot .gtitle", has_text="Strongest V-composition").wait_for(timeout=60_000)
+    page.locator(f'{GRID}[aria-label*="grid of V composition"]').wait_for(timeout=60_000)
     _wait_idle(page)
-    target = page.evaluate(STRONGEST_POINT_JS)
+    target = strongest_square(page)
     click_table_row(page, 0)
     heading = panel_heading(page)
     assert heading == f"{target['sender']} → {target['receiver']} (V composition)", (heading, target)

@@ -3,7 +3,8 @@
 Grid: the saved scan's head-pair summary (:mod:`apps.dashboard.cache_channels`, kept on disk between
 app starts, so a second start paints it without loading the model), Q/K/V toggle, a multiple-testing
 corrected threshold (:mod:`analysis.channels.significance`) or a fixed z, drawn by
-:func:`analysis.channels.figures.grid_figure`; large models get a layer map that zooms the grid. Pick a
+:func:`analysis.channels.figures.grid_chart` (ECharts, canvas: it paints before plotly's bundle would
+have loaded); large models get a layer map that zooms the grid. Pick a
 pair by clicking a square, a row of the strongest-pairs table or by hand. Mode and pair live in the
 session and the URL (``?mode=V&pair=L0.H1-L2.H3``), so they survive a page switch and a reload.
 Panel: every sender component's score with the receiver's null band, the top tokens each component
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.channels.figures import component_figure, head_label
+from analysis.channels.figures import PAIR_COLUMNS, Chart, component_figure, head_label, z_histogram
 from analysis.channels.significance import CORRECTIONS, tail_ratio, threshold_table
 from apps.dashboard import cache_channels as cached
 from apps.dashboard.models import current_model, default_model, quick_key, stored_info
@@ -90,14 +90,22 @@ def _let_the_browser_paint() -> None:
 
 
 def _placeholder_chart(slot) -> None:
-    """An empty chart where the grid will be: the browser starts parsing plotly's 4.7 MB bundle (its
-    biggest cost on a second start) while the server reads the saved tables."""
-    slot.plotly_chart(
-        go.Figure(
-            layout=dict(height=400, xaxis_visible=False, yaxis_visible=False, title="drawing the grid …")
-        ),
-        config={"displayModeBar": False},
+    """An empty chart where the grid will be: the browser starts loading the ECharts bundle while the
+    server reads the saved tables."""
+    slot.echarts_chart({"title": {"text": "drawing the grid …", "left": 10}}, height=400, theme=None)
+
+
+def _draw(slot, chart: Chart, key: str):
+    """``chart`` as a clickable ECharts element (its own layout, not Streamlit's theme); returns the
+    selection state."""
+    return slot.echarts_chart(
+        chart.spec, key=key, on_select="rerun", width=chart.width, height=chart.height, theme=None
     )
+
+
+def _rows(chart: Chart, columns) -> list[list]:
+    """Per series of ``chart``, its dataset's ``columns`` as rows (what a selection's indices point at)."""
+    return [ds["source"][list(columns)].to_numpy().tolist() for ds in chart.spec["dataset"]]
 
 
 st.title("Channels explorer")
@@ -107,7 +115,7 @@ L, H = info.n_layers, info.n_heads
 big = L * H > MAP_ABOVE
 # the layout first, so the grid's chart slot reaches the browser before anything is read
 controls, notes = st.container(), st.container()
-grid_col, map_col = st.columns([4, 1]) if big else (st.container(), None)
+grid_col, map_col = st.columns([3, 1]) if big else (st.container(), None)
 with grid_col:
     grid_slot = st.empty()
 first_run = "channels.chart_slot_sent" not in st.session_state  # of a session; later reruns keep the grid
@@ -179,7 +187,11 @@ state: GridState = st.session_state[state_key]
 senders, receivers = (0, L - 2), (1, L - 1)
 if big:
     map_key = f"ch_map::{model}::{mode}::{z_min:.3f}"
-    block = block_from_selection(getattr(st.session_state.get(map_key), "selection", None), L)
+    clicked = getattr(st.session_state.get(map_key), "selection", None)
+    block = None
+    if clicked:  # the map's rows are read only then: the grid goes to the browser first
+        map_rows = _rows(cached.layer_chart_of(key, L, H, mode, z_min), ["sender_layer", "receiver_layer"])
+        block = block_from_selection(clicked, map_rows[0], L)
     top = strongest.iloc[0]
     _sticky("ch_senders", zoom_around(int(top["sender_layer"]), L))
     _sticky("ch_receivers", zoom_around(int(top["receiver_layer"]), L))
@@ -196,34 +208,23 @@ with grid_col:
     grid_key = f"grid::{model}::{mode}::{z_min:.3f}::{senders}::{receivers}"
     if grid_key not in st.session_state:  # a new chart (or back from another page): nothing to compare
         state = forget(state, "grid")
-    figure = cached.grid_figure_of(key, L, H, mode, z_min, tuple(senders), tuple(receivers))
-    event = grid_slot.plotly_chart(
-        figure,
-        key=grid_key,
-        on_select="rerun",
-        selection_mode=("points", "box"),
-        config={"displaylogo": False},
-    )
+    chart = cached.grid_chart_of(key, L, H, mode, z_min, tuple(senders), tuple(receivers))
+    event = _draw(grid_slot, chart, grid_key)
     if first_run:  # the grid reaches the browser alone and is drawn before the rest of the page (~0.3 s)
         time.sleep(0.2)
     st.caption(
         "Each square is one (sender head → receiver head) pair, coloured by its strongest component's z; "
-        "thin lines mark layer boundaries. Click a square (or box-select: the strongest is taken) to open it."
+        "thin lines mark layer boundaries. Click a square (or use the box tool, top right: the strongest is "
+        "taken) to open it; the toolbar saves the grid as PNG."
         + (" Zoom with the layer map or the sliders." if big else "")
     )
 if big:
     with map_col:
-        st.plotly_chart(
-            cached.layer_figure_of(key, L, H, mode, z_min),
-            key=map_key,
-            on_select="rerun",
-            selection_mode="points",
-            config={"displaylogo": False},
-        )
+        _draw(st.container(), cached.layer_chart_of(key, L, H, mode, z_min), map_key)
         st.slider("sender layers", 0, L - 1, key="ch_senders")
         st.slider("receiver layers", 0, L - 1, key="ch_receivers")
         _keep("ch_senders", "ch_receivers")
-state = on_selection(state, event.selection if event else None, L, H, widget=grid_key)
+state = on_selection(state, event.selection if event else None, _rows(chart, PAIR_COLUMNS), L, H, grid_key)
 
 st.markdown(f"**Strongest pairs** ({mode} composition): click a row to open the pair")
 table_key = f"ch_strongest::{model}::{mode}"
@@ -254,6 +255,8 @@ if state.pair is None:
     st.markdown("**Thresholds of this scan**: the z a component must reach against its receiver's null (5%)")
     st.table(threshold_table(thresholds).style.format(precision=2, thousands=","), hide_index=True)
     _let_the_browser_paint()
+    # a plotly chart now, while you look: its bundle then loads before the panel's bars need it
+    st.plotly_chart(z_histogram(grid, z_min, mode), key="ch_z_histogram")
     with st.spinner("preparing the pair panel (loading the model) …"):
         current_model()
         cached.warm_panel()
@@ -275,15 +278,7 @@ with st.spinner("reading the pair from the saved scan …"):
 best = rows.sort_values("z", ascending=False).head(top_k)
 comps = tuple(int(c) for c in best["component"])
 left, right = st.columns([3, 2])
-left.plotly_chart(
-    component_figure(rows, band, f"{head_label(sender)} components read by {head_label(receiver)}"),
-    key="ch_components",
-)
-left.caption(
-    "Crimson: the component scores above the receiver's null p99 (stronger than 99% of random directions); "
-    "steel blue: within the null. Grey band: null mean ± 2 std."
-)
-with right:
+with right:  # the numbers first: they reach the browser before the bars are drawn
     st.markdown(
         f"null (random unit directions): mean **{band['null_mean']:.3f}**, std {band['null_std']:.3f}, "
         f"p99 {band['null_p99']:.3f}"
@@ -293,6 +288,14 @@ with right:
         f"strongest: component **{int(top['component'])}**, score **{top['score']:.3f}**, z **{top['z']:.2f}**"
     )
     st.table(best.round({"singular_value": 3, "score": 3, "z": 2, "p": 4}), hide_index=True)
+left.plotly_chart(
+    component_figure(rows, band, f"{head_label(sender)} components read by {head_label(receiver)}"),
+    key="ch_components",
+)
+left.caption(
+    "Crimson: the component scores above the receiver's null p99 (stronger than 99% of random directions); "
+    "steel blue: within the null. Grey band: null mean ± 2 std."
+)
 
 if handle is None:
     with st.spinner(f"loading {model} for the tokens and removal effects …"):
