@@ -167,9 +167,10 @@ class Chart:
     geometry: GridGeometry | None = None
 
 
-def _layer_axis(layers: tuple[int, int], n_heads: int, name: str, **extra) -> dict:
+def _layer_axis(layers: tuple[int, int], n_heads: int, name: str, top_down: bool = False, **extra) -> dict:
     """A category axis with one category per head: ``L<layer>`` under each layer's middle head (thinned
-    to about 16 labels), ticks and thin lines on layer boundaries."""
+    to about 16 labels), ticks and thin lines on layer boundaries. ``top_down``: the first layer at the
+    top of a vertical axis (categories listed bottom-up; ECharts' ``inverse`` put the lines one head off)."""
     first, last = layers
     step = max(1, (last - first + 1) // 16)
     labels = [
@@ -177,6 +178,8 @@ def _layer_axis(layers: tuple[int, int], n_heads: int, name: str, **extra) -> di
         for la in range(first, last + 1)
         for h in range(n_heads)
     ]
+    if top_down:
+        labels.reverse()
     boundary = {"interval": n_heads - 1}
     return {
         "type": "category",
@@ -191,12 +194,12 @@ def _layer_axis(layers: tuple[int, int], n_heads: int, name: str, **extra) -> di
 
 
 def _grid_source(part: pd.DataFrame, g: GridGeometry) -> pd.DataFrame:
-    """One dataset of :func:`grid_chart`: the pair columns, its square's ``col``/``row``, and the tooltip's
-    labels, score (3 decimals) and component."""
+    """One dataset of :func:`grid_chart`: the pair columns, its square's ``col`` (from the left) and ``row``
+    (from the bottom), and the tooltip's labels, score (3 decimals) and component."""
     out = part[list(PAIR_COLUMNS)].astype(np.float64).reset_index(drop=True)
     out["z"] = out["z"].round(2)
     out["col"] = (part["x"].to_numpy() - g.receivers[0] * g.n_heads).astype(np.int64)
-    out["row"] = (part["y"].to_numpy() - g.senders[0] * g.n_heads).astype(np.int64)
+    out["row"] = (g.n_rows - 1 - (part["y"].to_numpy() - g.senders[0] * g.n_heads)).astype(np.int64)
     out["sender"] = [
         head_label(la, h) for la, h in zip(part["sender_layer"], part["sender_head"], strict=True)
     ]
@@ -261,7 +264,7 @@ def grid_chart(
         },
         "grid": {"left": g.left, "top": g.top, "width": g.px * g.n_cols, "height": g.px * g.n_rows},
         "xAxis": _layer_axis(g.receivers, n_heads, "receiver layer (one column per head)", nameGap=25),
-        "yAxis": _layer_axis(g.senders, n_heads, "sender layer (one row per head)", nameGap=40, inverse=True),
+        "yAxis": _layer_axis(g.senders, n_heads, "sender layer (one row per head)", True, nameGap=40),
         "dataset": [{"source": source}],
         "series": [
             {

@@ -52,9 +52,9 @@ def test_grid_chart_series_axes_and_geometry(summary):
     rows = spec["dataset"][0]["source"]
     assert rows[list(PAIR_COLUMNS)].values.tolist() == [[0.0, 3.0, 2.0, 1.0, 5.0], [1.0, 0.0, 2.0, 3.0, 1.0]]
     assert rows[["col", "row", "sender", "receiver", "component", "score"]].values.tolist() == [
-        [5, 3, "L0.H3", "L2.H1", 0, 0.4],
-        [7, 4, "L1.H0", "L2.H3", 1, 0.3],
-    ]  # receivers start at layer 1 (column 0 = L1.H0); senders at layer 0
+        [5, 4, "L0.H3", "L2.H1", 0, 0.4],
+        [7, 3, "L1.H0", "L2.H3", 1, 0.3],
+    ]  # receivers start at layer 1 (column 0 = L1.H0); rows count from the bottom (row 7 = L0.H0)
     colours = spec["visualMap"]
     assert (colours["dimension"], colours["range"], colours["outOfRange"]["color"]) == (
         "colour",
@@ -64,7 +64,8 @@ def test_grid_chart_series_axes_and_geometry(summary):
     # the grey pair sits just under the range but inside [min, max] (ECharts clamps values outside it)
     assert colours["min"] < 3.0 and rows["colour"].tolist() == [5.0, colours["min"]]
     x, y = spec["xAxis"], spec["yAxis"]
-    assert x["type"] == y["type"] == "category" and y["inverse"] and not x.get("inverse")
+    assert x["type"] == y["type"] == "category" and not y.get("inverse") and not x.get("inverse")
+    assert y["data"] == ["", "L1", "", "", "", "L0", "", ""]  # listed bottom-up: layer 0 on top
     assert x["data"] == ["", "", "L1", "", "", "", "L2", ""]  # one category per head, layer under its middle
     assert x["splitLine"]["interval"] == x["axisTick"]["interval"] == 3  # lines on layer boundaries
     assert (
@@ -104,7 +105,7 @@ def test_grid_chart_zoom_keeps_only_the_chosen_layers():
         (2, 3),
         (2, 4),
     ]
-    assert source["col"].tolist() == [1, 3, 1, 3] and source["row"].tolist() == [0, 0, 2, 2]
+    assert source["col"].tolist() == [1, 3, 1, 3] and source["row"].tolist() == [3, 3, 1, 1]
     assert chart.spec["xAxis"]["data"] == ["", "L3", "", "L4"]
 
 
