@@ -5,9 +5,9 @@ Pure functions of DataFrames (no model, no Streamlit); the dashboard's channels 
 them. A *pair* is ``(sender, receiver)`` heads with ``receiver_layer > sender_layer``.
 
 The grid and the layer map are Apache ECharts option dicts (canvas; the dashboard draws them with
-``st.echarts_chart``), not plotly figures: on a second app start plotly's 4.7 MB bundle alone kept a
-one-chart page from painting for 2.2 s on the 2-core CPU, where ECharts' 1.2 MB bundle painted the same
-1,539 squares in 1.4 s. Each series reads its own ``dataset`` (a DataFrame), so a selection's
+``st.echarts_chart``), not plotly figures: on a second app start a one-chart page of 1,539 squares painted
+after 1.67 s with plotly's 4.7 MB bundle and after 0.91 s with ECharts' 1.2 MB bundle (2-core CPU,
+median of 5; README, *Latency*). Each series reads its own ``dataset`` (a DataFrame), so a selection's
 ``(series_index, data_indices)`` names rows of ``spec["dataset"]``.
 
 >>> summary = pd.DataFrame({"mode": ["Q"], "sender_layer": [0], "sender_head": [1], "receiver_layer": [1],
@@ -229,8 +229,9 @@ def grid_chart(
     ``z_min`` to the :data:`CLIP_PERCENTILE`-th percentile of the shown z (said in the subtitle; the
     tooltip shows the true z; pairs below ``z_min`` fall out of the colour range and are drawn grey). One
     series reads ``dataset[0]`` (:data:`PAIR_COLUMNS`, ``col``, ``row``, labels, component, score, the
-    clipped ``colour``); one click selects one square (``selectedMode``), the box tool several. The chart's accessible
-    description names the layer ranges and the strongest pair (:data:`GRID_ARIA` reads it back).
+    clipped ``colour``); one click selects one square (``selectedMode``), the box tool several. The
+    chart's accessible description names the layer ranges and the strongest pair (:data:`GRID_ARIA`
+    reads it back).
     """
     g = GridGeometry(senders or (0, n_layers - 2), receivers or (1, n_layers - 1), n_heads)
     grid = zoom(grid, g.senders, g.receivers)

@@ -37,17 +37,24 @@ GRID = '[data-testid="stEChartsChart"][aria-label*="Head-pair grid"]'
 GRID_POINTS = f"{GRID} canvas"
 
 
-def strongest_square(page) -> dict:
-    """Page position of the grid's strongest pair: ``{x, y, sender, receiver}`` (from the chart's
-    description and :class:`analysis.channels.figures.GridGeometry`, the layout the chart is drawn with)."""
+def grid_layout(page) -> tuple:
+    """``(GridGeometry, match)`` of the drawn grid, read from the chart's accessible description
+    (:data:`analysis.channels.figures.GRID_ARIA`: layer ranges, heads per layer, strongest pair)."""
     from analysis.channels.figures import GRID_ARIA, GridGeometry
 
+    described = page.locator(GRID).first.get_attribute("aria-label") or ""
+    found = GRID_ARIA.search(described)
+    assert found, described
+    senders, receivers = (int(found["s0"]), int(found["s1"])), (int(found["r0"]), int(found["r1"]))
+    return GridGeometry(senders, receivers, int(found["n_heads"])), found
+
+
+def strongest_square(page) -> dict:
+    """Page position of the grid's strongest pair: ``{x, y, sender, receiver}`` (:func:`grid_layout`:
+    the layout the chart is drawn with)."""
+    geometry, found = grid_layout(page)
+    assert found["sender"], found.string
     chart = page.locator(GRID).first
-    found = GRID_ARIA.search(chart.get_attribute("aria-label") or "")
-    assert found and found["sender"], chart.get_attribute("aria-label")
-    geometry = GridGeometry(
-        (int(found["s0"]), int(found["s1"])), (int(found["r0"]), int(found["r1"])), int(found["n_heads"])
-    )
     chart.scroll_into_view_if_needed()
     box = chart.bounding_box()
     x, y = geometry.centre(*(tuple(map(int, re.findall(r"\d+", found[k]))) for k in ("sender", "receiver")))

@@ -18,6 +18,7 @@ from browser_kit import (
     _no_exception,
     _wait_idle,
     click_table_row,
+    grid_layout,
     nav,
     panel_heading,
     serve,
@@ -117,13 +118,8 @@ def _square_is_grey(page, summary) -> list[bool]:
     import numpy as np
     from PIL import Image
 
-    from analysis.channels.figures import GRID_ARIA, GridGeometry
-
+    geometry, _ = grid_layout(page)
     chart = page.locator(GRID).first
-    found = GRID_ARIA.search(chart.get_attribute("aria-label"))
-    geometry = GridGeometry(
-        (int(found["s0"]), int(found["s1"])), (int(found["r0"]), int(found["r1"])), int(found["n_heads"])
-    )
     page.mouse.move(0, 0)  # no tooltip or hover highlight
     page.wait_for_timeout(300)
     pixels = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB")).astype(int)

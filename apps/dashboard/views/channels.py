@@ -4,8 +4,8 @@ Grid: the saved scan's head-pair summary (:mod:`apps.dashboard.cache_channels`, 
 app starts, so a second start paints it without loading the model), Q/K/V toggle, a multiple-testing
 corrected threshold (:mod:`analysis.channels.significance`) or a fixed z, drawn by
 :func:`analysis.channels.figures.grid_chart` (ECharts, canvas: it paints before plotly's bundle would
-have loaded); large models get a layer map that zooms the grid. Pick a
-pair by clicking a square, a row of the strongest-pairs table or by hand. Mode and pair live in the
+have loaded); large models get a layer map that zooms the grid. Pick a pair by clicking a square, a row
+of the strongest-pairs table or by hand. Mode and pair live in the
 session and the URL (``?mode=V&pair=L0.H1-L2.H3``), so they survive a page switch and a reload.
 Panel: every sender component's score with the receiver's null band, the top tokens each component
 writes/reads, and the effect of removing a component on an editable IOI or Laundry List prompt.
